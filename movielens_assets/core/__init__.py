@@ -1,0 +1,1 @@
+"""The algorithms and data code. Nothing under `core/` imports dagster."""

@@ -1,0 +1,1 @@
+"""MovieLens formats, downloads, the synthetic generator and DuckDB/Parquet helpers."""

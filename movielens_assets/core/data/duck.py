@@ -1,0 +1,59 @@
+"""DuckDB connection and Parquet helpers shared by every relational step."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+
+def connect(
+    *,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    temp_dir: str | os.PathLike[str] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that spills to `temp_dir` instead of running out of memory."""
+    import duckdb
+
+    con = duckdb.connect(database=":memory:")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if temp_dir is not None:
+        Path(temp_dir).mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = {sql_str(temp_dir)}")
+    # Sorted outputs only need order where ORDER BY asks for it.
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def sql_str(value: Any) -> str:
+    """A SQL string literal (single quotes doubled)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def parquet_schema(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """(column, DuckDB type) pairs of a Parquet file."""
+    rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_str(path)})").fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def parquet_row_count(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str]) -> int:
+    """Row count from the Parquet footer (no data scan)."""
+    (n,) = con.execute(
+        f"SELECT coalesce(sum(row_group_num_rows), 0) FROM "
+        f"(SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata({sql_str(path)}))"
+    ).fetchone()
+    return int(n)
+
+
+def parquet_kv_metadata(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str]) -> dict[str, str]:
+    rows = con.execute(
+        f"SELECT key::VARCHAR, value::VARCHAR FROM parquet_kv_metadata({sql_str(path)})"
+    ).fetchall()
+    return dict(rows)

@@ -1,0 +1,300 @@
+"""MovieLens CSV -> typed, validated Parquet with DuckDB (streaming, spills to disk, atomic output).
+
+One pass parses and sorts the CSV into a temporary Parquet file (malformed rows are captured by
+DuckDB's reject tables, with their line numbers); a second, column-pruned pass over that Parquet
+file validates it; only then is it renamed onto the final path. Any problem raises
+`DataValidationError` naming the file, the line(s) or count and what was expected, and leaves what
+was stored before untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from movielens_assets.core.data import quality
+from movielens_assets.core.data.atomic import atomic_path
+from movielens_assets.core.data.duck import sql_str
+from movielens_assets.core.data.errors import DataValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """How one MovieLens CSV file becomes one typed Parquet table."""
+
+    name: str
+    filename: str
+    csv_columns: dict[str, str]
+    """Header names in file order -> DuckDB type used to parse them."""
+    select: str
+    """Projection from the parsed CSV (alias-free column names) to the typed output columns."""
+    order_by: str
+    required: bool
+    not_null: tuple[str, ...]
+    unique: tuple[str, ...]
+    allow_empty: bool
+
+    @property
+    def header(self) -> list[str]:
+        return list(self.csv_columns)
+
+    def empty_select(self) -> str:
+        return f"SELECT * FROM (SELECT {self.select} FROM (SELECT {self._null_columns()})) LIMIT 0"
+
+    def _null_columns(self) -> str:
+        return ", ".join(f"NULL::{t} AS {c}" for c, t in self.csv_columns.items())
+
+
+# The year is the last "(YYYY)" (or "(YYYY-YYYY)", "(YYYY–)") group at the end of the title.
+_YEAR = r"TRY_CAST(nullif(regexp_extract(trim(title), '\((\d{4})[^()]*\)$', 1), '') AS INTEGER)"
+
+RATINGS = CsvTable(
+    name="ratings",
+    filename="ratings.csv",
+    csv_columns={"userId": "INTEGER", "movieId": "INTEGER", "rating": "DOUBLE", "timestamp": "BIGINT"},
+    select=(
+        "userId AS user_id, movieId AS movie_id, CAST(rating AS FLOAT) AS rating, "
+        "make_timestamp(timestamp * 1000000) AS timestamp"
+    ),
+    order_by="user_id, timestamp, movie_id",
+    required=True,
+    not_null=("user_id", "movie_id", "rating", "timestamp"),
+    unique=("user_id", "movie_id"),
+    allow_empty=False,
+)
+MOVIES = CsvTable(
+    name="movies",
+    filename="movies.csv",
+    csv_columns={"movieId": "INTEGER", "title": "VARCHAR", "genres": "VARCHAR"},
+    select=(
+        f"movieId AS movie_id, trim(title) AS title, {_YEAR} AS year, "
+        "CASE WHEN genres IS NULL OR trim(genres) IN ('', '(no genres listed)') THEN []::VARCHAR[] "
+        "ELSE string_split(trim(genres), '|') END AS genres"
+    ),
+    order_by="movie_id",
+    required=True,
+    not_null=("movie_id", "title"),
+    unique=("movie_id",),
+    allow_empty=False,
+)
+TAGS = CsvTable(
+    name="tags",
+    filename="tags.csv",
+    csv_columns={"userId": "INTEGER", "movieId": "INTEGER", "tag": "VARCHAR", "timestamp": "BIGINT"},
+    select=(
+        "userId AS user_id, movieId AS movie_id, tag, make_timestamp(timestamp * 1000000) AS timestamp"
+    ),
+    order_by="user_id, timestamp, movie_id",
+    required=False,
+    not_null=("user_id", "movie_id", "timestamp"),
+    unique=(),
+    allow_empty=True,
+)
+LINKS = CsvTable(
+    name="links",
+    filename="links.csv",
+    csv_columns={"movieId": "INTEGER", "imdbId": "BIGINT", "tmdbId": "INTEGER"},
+    select=(
+        "movieId AS movie_id, CASE WHEN imdbId IS NULL THEN NULL ELSE printf('tt%07d', imdbId) END AS imdb_id, "
+        "tmdbId AS tmdb_id"
+    ),
+    order_by="movie_id",
+    required=False,
+    not_null=("movie_id",),
+    unique=("movie_id",),
+    allow_empty=True,
+)
+TABLES: dict[str, CsvTable] = {t.name: t for t in (RATINGS, MOVIES, TAGS, LINKS)}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    table: str
+    path: Path
+    rows: int
+    source_file: Path | None
+    seconds: float
+    note: str | None = None
+    """Set when the output is an empty placeholder (optional file absent)."""
+
+
+def _read_csv_sql(spec: CsvTable, csv_path: Path, *, rejects: str | None) -> str:
+    cols = "{" + ", ".join(f"{sql_str(c)}: {sql_str(t)}" for c, t in spec.csv_columns.items()) + "}"
+    opts = [
+        "header = true",
+        "auto_detect = false",
+        "delim = ','",
+        "quote = '\"'",
+        "escape = '\"'",
+        f"columns = {cols}",
+    ]
+    if rejects:
+        opts += ["store_rejects = true", f"rejects_table = '{rejects}_errors'", f"rejects_scan = '{rejects}_scans'"]
+    return f"read_csv({sql_str(csv_path)}, {', '.join(opts)})"
+
+
+def check_header(spec: CsvTable, csv_path: Path) -> None:
+    """The first line must be exactly the MovieLens header (a UTF-8 BOM is tolerated)."""
+    with open(csv_path, encoding="utf-8-sig", newline="") as fh:
+        first = fh.readline()
+    if first == "":
+        raise DataValidationError(
+            f"{csv_path}: the file is empty; expected the header line "
+            f"{','.join(spec.header)!r} followed by data rows"
+        )
+    found = next(csv.reader([first]), [])
+    if [c.strip() for c in found] != spec.header:
+        looks_like_data = bool(found) and found[0].strip().lstrip("-").isdigit()
+        hint = " (the header line seems to be missing)" if looks_like_data else ""
+        raise DataValidationError(
+            f"{csv_path}, line 1: expected the header {','.join(spec.header)!r}, found {first.strip()!r}{hint}"
+        )
+
+
+def _raise_rejects(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, rejects: str) -> None:
+    n_lines, = con.execute(f"SELECT count(DISTINCT line) FROM {rejects}_errors").fetchone()
+    if not n_lines:
+        return
+    rows = con.execute(
+        f"SELECT line, any_value(column_name), any_value(error_type), any_value(csv_line), "
+        f"any_value(error_message) FROM {rejects}_errors GROUP BY line ORDER BY line LIMIT {MAX_EXAMPLES}"
+    ).fetchall()
+    expected = ", ".join(f"{c} {t}" for c, t in spec.csv_columns.items())
+    details = "\n".join(
+        f"  line {line}: {etype.lower()}{f' in column {col}' if col else ''}: {msg} -- row {raw!r}"
+        for line, col, etype, raw, msg in rows
+    )
+    raise DataValidationError(
+        f"{csv_path}: {n_lines} malformed row(s); expected {len(spec.csv_columns)} comma-separated columns "
+        f"({expected}). First ones:\n{details}"
+    )
+
+
+def _numbered_csv(spec: CsvTable, csv_path: Path) -> str:
+    """The CSV with its file line numbers (header = line 1). Error path only: single-threaded scan."""
+    return (
+        f"(SELECT row_number() OVER () + 1 AS line, * FROM "
+        f"(SELECT {spec.select} FROM {_read_csv_sql(spec, csv_path, rejects=None)}))"
+    )
+
+
+def _locate(spec: CsvTable, csv_path: Path, where: str, columns: str) -> list[tuple]:
+    """Find example lines matching `where` by rescanning the CSV in file order."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 1")
+        con.execute("SET preserve_insertion_order = true")
+        return con.execute(
+            f"SELECT line, {columns} FROM {_numbered_csv(spec, csv_path)} WHERE {where} "
+            f"ORDER BY line LIMIT {MAX_EXAMPLES}"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def _validate(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, parquet: Path, rows: int) -> None:
+    if rows == 0 and not spec.allow_empty:
+        raise DataValidationError(
+            f"{csv_path}: no data rows after the header; the {spec.name} table must not be empty"
+        )
+    nulls = quality.null_values(con, parquet, list(spec.not_null))
+    if not nulls.ok:
+        cols = [c for c, n in nulls.examples[0].items() if n]
+        where = " OR ".join(f"{c} IS NULL" for c in cols)
+        lines = _locate(spec, csv_path, where, ", ".join(cols))
+        shown = "; ".join(f"line {r[0]}" for r in lines)
+        raise DataValidationError(
+            f"{csv_path}: {nulls.count} row(s) with an empty value in required field(s) "
+            f"{', '.join(cols)} ({shown}); expected a value in every row"
+        )
+    if spec.name == "ratings":
+        dom = quality.rating_domain(con, parquet)
+        if not dom.ok:
+            bad = "rating < 0.5 OR rating > 5.0 OR rating * 2 <> round(rating * 2)"
+            lines = _locate(spec, csv_path, bad, "rating")
+            shown = "; ".join(f"line {line}: rating={r}" for line, r in lines)
+            raise DataValidationError(
+                f"{csv_path}: {dom.count} rating(s) outside {quality.RATING_DOMAIN_TEXT} ({shown})"
+            )
+    if spec.unique:
+        dup = quality.duplicate_keys(con, parquet, list(spec.unique))
+        if not dup.ok:
+            key_cols = list(spec.unique)
+            first = dup.examples[0]
+            where = " AND ".join(f"{c} = {int(first[c])}" for c in key_cols)
+            lines = [r[0] for r in _locate(spec, csv_path, where, key_cols[0])]
+            key_txt = ", ".join(f"{c}={first[c]}" for c in key_cols)
+            raise DataValidationError(
+                f"{csv_path}: {dup.count} duplicated ({', '.join(key_cols)}) key(s); expected each at most once. "
+                f"First: {key_txt} on lines {', '.join(map(str, lines))}"
+            )
+
+
+def ingest_csv(
+    con: duckdb.DuckDBPyConnection,
+    spec: CsvTable,
+    csv_dir: Path,
+    out_path: Path,
+    *,
+    dataset: str,
+) -> IngestResult:
+    """Parse, type, sort and validate `csv_dir/<spec.filename>` into `out_path` (atomically)."""
+    start = time.perf_counter()
+    csv_path = Path(csv_dir) / spec.filename
+    kv = {"movielens.dataset": dataset, "movielens.table": spec.name}
+    if not csv_path.is_file():
+        if spec.required:
+            raise DataValidationError(
+                f"{csv_path}: file not found; the dataset must provide {spec.filename} with the header "
+                f"{','.join(spec.header)!r}"
+            )
+        note = f"{spec.filename} is absent from {csv_dir}: wrote an empty {spec.name} table"
+        with atomic_path(out_path) as tmp:
+            _copy(con, spec.empty_select(), tmp, {**kv, "movielens.note": note})
+        return IngestResult(spec.name, out_path, 0, None, time.perf_counter() - start, note)
+
+    check_header(spec, csv_path)
+    rejects = f"rej_{spec.name}"
+    query = f"SELECT {spec.select} FROM {_read_csv_sql(spec, csv_path, rejects=rejects)} ORDER BY {spec.order_by}"
+    try:
+        with atomic_path(out_path) as tmp:
+            _copy(con, query, tmp, {**kv, "movielens.source_file": csv_path.name}, csv_path)
+            _raise_rejects(con, spec, csv_path, rejects)
+            rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_str(tmp)})").fetchone()[0]
+            _validate(con, spec, csv_path, tmp, rows)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {rejects}_errors")
+        con.execute(f"DROP TABLE IF EXISTS {rejects}_scans")
+    return IngestResult(spec.name, out_path, int(rows), csv_path, time.perf_counter() - start)
+
+
+def _copy(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    path: str | os.PathLike[str],
+    kv: dict[str, str],
+    source: Path | None = None,
+) -> None:
+    meta = "{" + ", ".join(f"{sql_str(k)}: {sql_str(v)}" for k, v in kv.items()) + "}"
+    try:
+        con.execute(
+            f"COPY ({query}) TO {sql_str(path)} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {meta})"
+        )
+    except Exception as exc:  # duckdb.Error and subclasses: re-raise naming the output
+        import duckdb
+
+        if isinstance(exc, duckdb.Error):
+            where = f"{source}: " if source else ""
+            raise DataValidationError(f"{where}could not be converted to Parquet: {exc}") from exc
+        raise

@@ -1,0 +1,106 @@
+"""Data-quality rules over Parquet tables, shared by ingestion (fail fast) and asset checks.
+
+Each rule returns a `Violation` summary: how many rows break it and a few examples, so that callers can
+name the table, the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from movielens_assets.core.data.duck import sql_str
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+RATING_DOMAIN_TEXT = "{0.5, 1.0, 1.5, ..., 5.0} (half stars)"
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    count: int
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.count == 0
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _src(path: str | os.PathLike[str]) -> str:
+    return f"read_parquet({sql_str(path)})"
+
+
+def duplicate_keys(
+    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], keys: list[str], examples: int = 5
+) -> Violation:
+    """Rows whose key appears more than once: count = number of duplicated keys."""
+    cols = ", ".join(keys)
+    n = con.execute(
+        f"SELECT count(*) FROM (SELECT {cols} FROM {_src(path)} GROUP BY ALL HAVING count(*) > 1)"
+    ).fetchone()[0]
+    ex = (
+        _rows(
+            con,
+            f"SELECT {cols}, count(*) AS occurrences FROM {_src(path)} GROUP BY ALL "
+            f"HAVING count(*) > 1 ORDER BY {cols} LIMIT {examples}",
+        )
+        if n
+        else []
+    )
+    return Violation(f"unique ({cols})", int(n), ex)
+
+
+def null_values(
+    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], columns: list[str]
+) -> Violation:
+    """Count of rows with a NULL in any of `columns`; examples give per-column counts."""
+    parts = ", ".join(f"count(*) FILTER (WHERE {c} IS NULL) AS {c}" for c in columns)
+    any_null = " OR ".join(f"{c} IS NULL" for c in columns)
+    row = _rows(con, f"SELECT count(*) FILTER (WHERE {any_null}) AS n, {parts} FROM {_src(path)}")[0]
+    n = row.pop("n")
+    return Violation(f"no NULL in ({', '.join(columns)})", int(n), [row] if n else [])
+
+
+def rating_domain(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], examples: int = 5) -> Violation:
+    bad = "rating IS NOT NULL AND (rating < 0.5 OR rating > 5.0 OR rating * 2 <> round(rating * 2))"
+    n = con.execute(f"SELECT count(*) FROM {_src(path)} WHERE {bad}").fetchone()[0]
+    ex = (
+        _rows(con, f"SELECT user_id, movie_id, rating FROM {_src(path)} WHERE {bad} LIMIT {examples}")
+        if n
+        else []
+    )
+    return Violation(f"rating in {RATING_DOMAIN_TEXT}", int(n), ex)
+
+
+def orphan_references(
+    con: duckdb.DuckDBPyConnection,
+    child: str | os.PathLike[str],
+    parent: str | os.PathLike[str],
+    key: str,
+    examples: int = 5,
+) -> Violation:
+    """Distinct `key` values in `child` that do not exist in `parent`."""
+    sql = (
+        f"SELECT DISTINCT c.{key} FROM {_src(child)} c ANTI JOIN {_src(parent)} p ON c.{key} = p.{key} "
+        f"WHERE c.{key} IS NOT NULL"
+    )
+    n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+    ex = _rows(con, f"{sql} ORDER BY 1 LIMIT {examples}") if n else []
+    return Violation(f"every {key} present in the parent table", int(n), ex)
+
+
+def describe(v: Violation) -> str:
+    """One line for logs and error messages."""
+    if v.ok:
+        return f"{v.rule}: ok"
+    ex = "; ".join(", ".join(f"{k}={val}" for k, val in e.items()) for e in v.examples)
+    return f"{v.rule}: {v.count} violation(s)" + (f" (e.g. {ex})" if ex else "")

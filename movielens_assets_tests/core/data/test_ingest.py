@@ -1,0 +1,168 @@
+"""CSV -> Parquet ingestion: types, parsing, ordering, and every bad-input case with its message."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from movielens_assets.core.data import duck, ingest
+from movielens_assets.core.data.errors import DataValidationError
+
+RATINGS_OK = "userId,movieId,rating,timestamp\n2,10,4.0,300\n1,10,0.5,200\n1,20,5.0,100\n1,30,3.5,100\n"
+MOVIES_OK = (
+    "movieId,title,genres\n"
+    '10,"American President, The (1995)",Comedy|Drama|Romance\n'
+    "20,Untitled Movie,(no genres listed)\n"
+    "30,Babylon 5 (1994-1998) ,Sci-Fi\n"
+)
+LINKS_OK = "movieId,imdbId,tmdbId\n10,112346,9087\n20,12345678,\n30,0000042,42\n"
+TAGS_OK = 'userId,movieId,tag,timestamp\n1,10,"funny, sweet",150\n1,20,dull,110\n'
+
+
+@pytest.fixture
+def con():
+    c = duck.connect()
+    yield c
+    c.close()
+
+
+def write(tmp_path: Path, **files: str) -> Path:
+    for name, text in files.items():
+        (tmp_path / f"{name}.csv").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def rows(con, path: Path) -> list[tuple]:
+    return con.execute(f"SELECT * FROM read_parquet('{path}')").fetchall()
+
+
+def run(con, tmp_path: Path, table: str) -> ingest.IngestResult:
+    return ingest.ingest_csv(con, ingest.TABLES[table], tmp_path, tmp_path / "out" / f"{table}.parquet",
+                             dataset="test")
+
+
+def test_ratings_typed_sorted_and_tagged_with_dataset(con, tmp_path):
+    write(tmp_path, ratings=RATINGS_OK)
+    res = run(con, tmp_path, "ratings")
+    assert res.rows == 4
+    assert duck.parquet_schema(con, res.path) == [
+        ("user_id", "INTEGER"), ("movie_id", "INTEGER"), ("rating", "FLOAT"), ("timestamp", "TIMESTAMP"),
+    ]
+    epoch = dt.datetime(1970, 1, 1)
+    assert rows(con, res.path) == [
+        (1, 20, 5.0, epoch + dt.timedelta(seconds=100)),
+        (1, 30, 3.5, epoch + dt.timedelta(seconds=100)),
+        (1, 10, 0.5, epoch + dt.timedelta(seconds=200)),
+        (2, 10, 4.0, epoch + dt.timedelta(seconds=300)),
+    ]
+    assert duck.parquet_kv_metadata(con, res.path)["movielens.dataset"] == "test"
+
+
+def test_movies_year_and_genres(con, tmp_path):
+    write(tmp_path, movies=MOVIES_OK)
+    res = run(con, tmp_path, "movies")
+    assert rows(con, res.path) == [
+        (10, "American President, The (1995)", 1995, ["Comedy", "Drama", "Romance"]),
+        (20, "Untitled Movie", None, []),
+        (30, "Babylon 5 (1994-1998)", 1994, ["Sci-Fi"]),
+    ]
+    assert dict(duck.parquet_schema(con, res.path))["genres"] == "VARCHAR[]"
+
+
+def test_links_imdb_padding_and_nullable_tmdb(con, tmp_path):
+    write(tmp_path, links=LINKS_OK)
+    res = run(con, tmp_path, "links")
+    assert rows(con, res.path) == [(10, "tt0112346", 9087), (20, "tt12345678", None), (30, "tt0000042", 42)]
+
+
+def test_tags_quoted_commas(con, tmp_path):
+    write(tmp_path, tags=TAGS_OK)
+    res = run(con, tmp_path, "tags")
+    assert [r[2] for r in rows(con, res.path)] == ["dull", "funny, sweet"]
+
+
+@pytest.mark.parametrize("table", ["tags", "links"])
+def test_optional_file_absent_gives_empty_typed_table_with_note(con, tmp_path, table):
+    res = run(con, tmp_path, table)
+    assert res.rows == 0 and res.note and f"{table}.csv is absent" in res.note
+    assert duck.parquet_schema(con, res.path)[0] == ("movie_id" if table == "links" else "user_id", "INTEGER")
+    assert "movielens.note" in duck.parquet_kv_metadata(con, res.path)
+
+
+@pytest.mark.parametrize("table", ["ratings", "movies"])
+def test_required_file_missing(con, tmp_path, table):
+    with pytest.raises(DataValidationError, match=rf"{table}\.csv: file not found"):
+        run(con, tmp_path, table)
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("userId,movieId,score,timestamp\n1,2,4.0,5\n", r"line 1: expected the header 'userId,movieId,rating,timestamp', found 'userId,movieId,score,timestamp'"),
+        ("1,2,4.0,5\n3,4,4.0,5\n", r"line 1: expected the header .*header line seems to be missing"),
+        ("", r"ratings\.csv: the file is empty"),
+        ("userId,movieId,rating,timestamp\n", r"ratings\.csv: no data rows after the header"),
+    ],
+    ids=["wrong-header", "missing-header", "empty-file", "header-only"],
+)
+def test_header_and_empty_errors(con, tmp_path, text, pattern):
+    write(tmp_path, ratings=text)
+    with pytest.raises(DataValidationError, match=pattern):
+        run(con, tmp_path, "ratings")
+
+
+def test_malformed_rows_named_by_line(con, tmp_path):
+    write(tmp_path, ratings="userId,movieId,rating,timestamp\n1,2,4.0,5\n1,abc,3.0,6\n2,3\n3,4,5.0,7,9\n")
+    with pytest.raises(DataValidationError) as err:
+        run(con, tmp_path, "ratings")
+    msg = str(err.value)
+    assert "3 malformed row(s)" in msg
+    assert "line 3: cast in column movieId" in msg and "'1,abc,3.0,6'" in msg
+    assert "line 4: missing columns" in msg
+    assert "line 5: too many columns" in msg
+
+
+def test_non_numeric_user_id(con, tmp_path):
+    write(tmp_path, ratings="userId,movieId,rating,timestamp\nu1,2,4.0,5\n")
+    with pytest.raises(DataValidationError, match=r"line 2: cast in column userId.*INTEGER"):
+        run(con, tmp_path, "ratings")
+
+
+def test_rating_outside_domain(con, tmp_path):
+    write(tmp_path, ratings="userId,movieId,rating,timestamp\n1,2,4.0,5\n1,3,5.5,6\n1,4,3.25,7\n1,5,0,8\n")
+    with pytest.raises(DataValidationError) as err:
+        run(con, tmp_path, "ratings")
+    msg = str(err.value)
+    assert "3 rating(s) outside {0.5, 1.0, 1.5, ..., 5.0}" in msg
+    assert "line 3: rating=5.5" in msg and "line 4: rating=3.25" in msg and "line 5: rating=0.0" in msg
+
+
+def test_duplicate_user_movie(con, tmp_path):
+    write(tmp_path, ratings="userId,movieId,rating,timestamp\n1,2,4.0,5\n1,3,3.0,6\n1,2,2.0,9\n")
+    with pytest.raises(DataValidationError, match=r"1 duplicated \(user_id, movie_id\) key\(s\).*user_id=1, movie_id=2 on lines 2, 4"):
+        run(con, tmp_path, "ratings")
+
+
+def test_empty_required_value(con, tmp_path):
+    write(tmp_path, ratings="userId,movieId,rating,timestamp\n1,2,4.0,5\n1,,3.0,6\n")
+    with pytest.raises(DataValidationError, match=r"1 row\(s\) with an empty value in required field\(s\) movie_id \(line 3\)"):
+        run(con, tmp_path, "ratings")
+
+
+def test_duplicate_movie_id(con, tmp_path):
+    write(tmp_path, movies="movieId,title,genres\n1,A (1990),Drama\n1,B (1991),Comedy\n")
+    with pytest.raises(DataValidationError, match=r"duplicated \(movie_id\).*movie_id=1 on lines 2, 3"):
+        run(con, tmp_path, "movies")
+
+
+def test_failure_keeps_previous_output_and_leaves_no_temp_file(con, tmp_path):
+    write(tmp_path, ratings=RATINGS_OK)
+    good = run(con, tmp_path, "ratings")
+    before = good.path.read_bytes()
+    write(tmp_path, ratings="userId,movieId,rating,timestamp\n1,2,4.0,5\n1,2,4.0,6\n")
+    with pytest.raises(DataValidationError):
+        run(con, tmp_path, "ratings")
+    assert good.path.read_bytes() == before
+    assert sorted(p.name for p in good.path.parent.iterdir()) == ["ratings.parquet"]
