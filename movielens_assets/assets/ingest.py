@@ -1,0 +1,94 @@
+"""Group `ingest`: the MovieLens source -> typed Parquet tables -> EDA report."""
+
+
+import dagster as dg
+
+from movielens_assets.assets._metadata import parquet_table_metadata
+from movielens_assets.core.data.ingest import TABLES, CsvTable, ingest_csv
+from movielens_assets.resources import DataLake, MovieLensSource
+
+GROUP = "ingest"
+
+
+@dg.asset(group_name=GROUP, kinds={"csv"})
+def movielens_raw(
+    context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource
+) -> dg.MaterializeResult:
+    """The dataset's CSV files: downloaded and MD5-verified (GroupLens), generated (synthetic) or located (directory)."""
+    csv_dir = movielens.fetch(lake.raw_dir, log=context.log.info)
+    files = {p.name: round(p.stat().st_size / 2**20, 3) for p in sorted(csv_dir.glob("*.csv"))}
+    context.log.info(f"dataset {movielens.dataset} ready in {csv_dir}: {files}")
+    return dg.MaterializeResult(
+        metadata={
+            "dataset": movielens.dataset,
+            "kind": movielens.ref.kind,
+            "path": dg.MetadataValue.path(str(csv_dir)),
+            "files_mb": dg.MetadataValue.json(files),
+        }
+    )
+
+
+def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=spec.name,
+        group_name=GROUP,
+        deps=[movielens_raw],
+        kinds={"duckdb", "parquet"},
+        description=f"{spec.filename} parsed, typed, sorted by ({spec.order_by}) and validated, as Parquet.",
+    )
+    def _asset(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource) -> dg.MaterializeResult:
+        con = lake.duckdb()
+        try:
+            result = ingest_csv(
+                con, spec, movielens.csv_dir(lake.raw_dir), lake.processed(spec.name), dataset=movielens.dataset
+            )
+            metadata = parquet_table_metadata(con, result.path, dataset=movielens.dataset)
+        finally:
+            con.close()
+        rate = result.rows / result.seconds if result.seconds else 0.0
+        context.log.info(f"{spec.name}: {result.rows:,} rows in {result.seconds:.1f}s ({rate:,.0f} rows/s)")
+        if result.note:
+            context.log.warning(result.note)
+            metadata["note"] = result.note
+        metadata["seconds"] = round(result.seconds, 3)
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _asset
+
+
+ratings, movies, tags, links = (_ingest_asset(TABLES[name]) for name in ("ratings", "movies", "tags", "links"))
+
+
+@dg.asset(group_name=GROUP, deps=[ratings, movies, tags, links], kinds={"duckdb", "markdown"})
+def eda_report(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource) -> dg.MaterializeResult:
+    """`reports/EDA_REPORT.md` + PNG plots: counts, sparsity, long tail, user activity, genres."""
+    from movielens_assets.core.reports.eda import build_eda_report
+
+    con = lake.duckdb()
+    try:
+        result = build_eda_report(
+            con,
+            ratings=lake.processed("ratings"),
+            movies=lake.processed("movies"),
+            tags=lake.processed("tags"),
+            links=lake.processed("links"),
+            out_dir=lake.reports_dir,
+            dataset=movielens.dataset,
+        )
+    finally:
+        con.close()
+    s = result.stats
+    context.log.info(f"EDA report written to {result.report_path}")
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.md(result.markdown),
+            "path": dg.MetadataValue.path(str(result.report_path)),
+            "ratings": s["ratings"],
+            "users": s["users"],
+            "movies": s["movies"],
+            "sparsity": s["sparsity"],
+            "top10pct_movie_share": s["top10pct_movie_share"],
+            "user_activity_median": s["user_activity"]["median"],
+            "user_activity_mean": s["user_activity"]["mean"],
+        }
+    )

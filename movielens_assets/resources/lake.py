@@ -1,0 +1,51 @@
+"""The data lake: one root, one folder per stage. Every path in the project goes through here."""
+
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+
+class DataLake(dg.ConfigurableResource):
+    """Paths of the local data lake rooted at `root` (`MOVIELENS_DATA_DIR`)."""
+
+    root: str
+    duckdb_memory_limit: str | None = None
+    duckdb_threads: int | None = None
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root)
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root_path / "raw"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root_path / "processed"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root_path / "reports"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch space (DuckDB spill files); safe to delete between runs."""
+        return self.root_path / ".tmp"
+
+    def processed(self, table: str) -> Path:
+        """`processed/<table>.parquet`."""
+        return self.processed_dir / f"{table}.parquet"
+
+    def duckdb(self) -> "duckdb.DuckDBPyConnection":
+        """A DuckDB connection configured for this machine, spilling into `tmp_dir`."""
+        from movielens_assets.core.data.duck import connect
+
+        return connect(
+            memory_limit=self.duckdb_memory_limit, threads=self.duckdb_threads, temp_dir=self.tmp_dir / "duckdb"
+        )

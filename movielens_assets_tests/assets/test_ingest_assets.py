@@ -1,0 +1,89 @@
+"""The ingest group end to end, in process, on directory datasets written by the tests."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from movielens_assets_tests.conftest import make_settings, materialize_all, write_movielens_dir
+
+INGEST = ["movielens_raw", "ratings", "movies", "tags", "links", "eda_report"]
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    return {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {f"{c.asset_key.to_user_string()}:{c.check_name}": c.passed for c in result.get_asset_check_evaluations()}
+
+
+def test_directory_dataset_full_ingest(tmp_path, instance):
+    src = write_movielens_dir(tmp_path / "csv")
+    settings = make_settings(tmp_path, str(src))
+    result = materialize_all(settings, instance, "group:ingest")
+    assert result.success
+    mats = _materialized(result)
+    assert sorted(mats) == sorted(INGEST)
+    assert mats["ratings"]["dagster/row_count"].value == 8
+    assert mats["movies"]["dagster/row_count"].value == 4
+    assert mats["links"]["dagster/row_count"].value == 4
+    assert [c.name for c in mats["ratings"]["dagster/column_schema"].schema.columns] == [
+        "user_id", "movie_id", "rating", "timestamp",
+    ]
+    assert "| user_id | movie_id | rating | timestamp |" in mats["ratings"]["preview"].value
+    assert mats["ratings"]["dataset"].value == str(src)
+    assert all(_checks(result).values()) and len(_checks(result)) >= 9
+    report = settings.data_dir / "reports" / "EDA_REPORT.md"
+    text = report.read_text()
+    assert "| ratings | 8 |" in text and "| users | 3 |" in text
+    assert mats["eda_report"]["report"].value == text
+    for plot in ("rating_histogram", "long_tail", "user_activity", "ratings_per_year"):
+        png = settings.data_dir / "reports" / f"{plot}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_optional_files_absent_materialize_empty_with_note(tmp_path, instance):
+    src = write_movielens_dir(tmp_path / "csv", tags=False, links=False)
+    settings = make_settings(tmp_path, str(src))
+    result = materialize_all(settings, instance, "group:ingest")
+    assert result.success
+    mats = _materialized(result)
+    for table in ("tags", "links"):
+        assert mats[table]["dagster/row_count"].value == 0
+        assert f"{table}.csv is absent" in mats[table]["note"].value
+    assert "| tags | 0 |" in (settings.data_dir / "reports" / "EDA_REPORT.md").read_text()
+
+
+def test_blocking_check_stops_downstream(tmp_path, instance):
+    """A rating that points at a movie missing from movies.csv fails `rated_movies_exist`;
+    the EDA report (downstream) is then not materialized in the same run."""
+    movies_without_4 = "movieId,title,genres\n1,A (1995),Comedy\n2,B (1995),Drama\n3,C (1995),Action\n"
+    src = write_movielens_dir(tmp_path / "csv", movies=movies_without_4)
+    result = materialize_all(make_settings(tmp_path, str(src)), instance, "group:ingest")
+    assert not result.success
+    assert _checks(result)["ratings:rated_movies_exist"] is False
+    assert "eda_report" not in _materialized(result)
+
+
+def test_bad_input_fails_the_asset_and_keeps_previous_table(tmp_path, instance):
+    src = write_movielens_dir(tmp_path / "csv")
+    settings = make_settings(tmp_path, str(src))
+    assert materialize_all(settings, instance, "group:ingest").success
+    stored = settings.data_dir / "processed" / "ratings.parquet"
+    before = stored.read_bytes()
+    (src / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,5\n1,1,3.0,6\n")
+    result = materialize_all(settings, instance, "ratings")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "duplicated (user_id, movie_id)" in str(failure.event_specific_data.error)
+    assert stored.read_bytes() == before
+
+
+def test_unknown_dataset_is_a_clear_error(tmp_path, instance):
+    result = materialize_all(make_settings(tmp_path, "ml-99z"), instance, "movielens_raw")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "not a known dataset" in str(failure.event_specific_data.error)
