@@ -1,0 +1,135 @@
+"""Ingest benchmark: our CSV -> Parquet path (validation included) vs two baselines, same files, same run.
+
+    .venv/bin/python benchmarks/ingest.py                      # 1m, 10m, 32m
+    .venv/bin/python benchmarks/ingest.py --sizes 1m 10m --repeat 3
+
+Baselines:
+- `duckdb-copy`: a bare DuckDB `COPY (SELECT … ORDER BY userId, timestamp) TO parquet` with the same types
+  (the practical limit on this machine: no header check, no validation);
+- `pandas`: `pd.read_csv` + `DataFrame.to_parquet` (the straightforward path; unsorted, unvalidated).
+
+Each method runs in a fresh subprocess that reports its own wall time and peak RSS (ru_maxrss), so
+memory figures do not bleed into each other. The synthetic CSVs are generated once into --cache-dir
+(time and peak memory of the generation are reported too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+METHODS = ("ours", "duckdb-copy", "pandas")
+
+
+def _child(method: str, csv_dir: Path, out: Path) -> dict:
+    start = time.perf_counter()
+    csv = csv_dir / "ratings.csv"
+    if method == "ours":
+        from movielens_assets.core.data import duck, ingest
+
+        con = duck.connect(temp_dir=out.parent / "spill")
+        ingest.ingest_csv(con, ingest.RATINGS, csv_dir, out, dataset="bench")
+    elif method == "duckdb-copy":
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute(
+            f"COPY (SELECT userId::INTEGER AS user_id, movieId::INTEGER AS movie_id, rating::FLOAT AS rating, "
+            f"make_timestamp(timestamp * 1000000) AS timestamp FROM read_csv('{csv}', header = true, "
+            f"auto_detect = false, columns = {{'userId': 'INTEGER', 'movieId': 'INTEGER', 'rating': 'DOUBLE', "
+            f"'timestamp': 'BIGINT'}}) ORDER BY user_id, timestamp) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
+        )
+    elif method == "pandas":
+        import pandas as pd
+
+        df = pd.read_csv(csv, dtype={"userId": "int32", "movieId": "int32", "rating": "float32", "timestamp": "int64"})
+        df.to_parquet(out, index=False)
+    else:
+        raise ValueError(method)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "peak_mb": peak_mb}
+
+
+def _run_child(args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {args} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _generate(size: str, cache: Path) -> dict:
+    from movielens_assets.core.data.synthetic import generate_movielens, parse_synthetic_name
+
+    start = time.perf_counter()
+    out = cache / f"synthetic-{size}"
+    stats = generate_movielens(parse_synthetic_name(f"synthetic-{size}"), out, seed=42, tmdb_payloads=False,
+                               progress=lambda line: print(f"    {line}", file=sys.stderr))
+    return {
+        "dir": str(out),
+        "seconds": time.perf_counter() - start,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "ratings": stats.get("n_ratings") or stats.get("ratings"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["1m", "10m", "32m"])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per method (best time, max memory reported)")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / ".bench")
+    parser.add_argument("--child", nargs=3, metavar=("METHOD", "CSV_DIR", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--generate", metavar="SIZE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        method, csv_dir, out = args.child
+        print(json.dumps(_child(method, Path(csv_dir), Path(out))))
+        return
+    if args.generate:
+        print(json.dumps(_generate(args.generate, args.cache_dir)))
+        return
+
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for size in args.sizes:
+        print(f"== synthetic-{size}: generating (cached) ...", flush=True)
+        gen = _run_child(["--generate", size, "--cache-dir", str(args.cache_dir)])
+        csv_mb = (Path(gen["dir"]) / "ratings.csv").stat().st_size / 2**20
+        print(f"   generation: {gen['seconds']:.1f}s, peak {gen['peak_mb']:.0f} MB (0 s when cached); "
+              f"ratings.csv {csv_mb:.0f} MB", flush=True)
+        result = {}
+        for method in METHODS:
+            best = {"seconds": float("inf"), "peak_mb": 0.0}
+            for _ in range(args.repeat):
+                out = args.cache_dir / "out" / f"{size}-{method}.parquet"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                r = _run_child(["--child", method, gen["dir"], str(out)])
+                best = {"seconds": min(best["seconds"], r["seconds"]), "peak_mb": max(best["peak_mb"], r["peak_mb"])}
+                out.unlink(missing_ok=True)
+            result[method] = best
+            print(f"   {method:<12} {best['seconds']:7.2f} s  peak {best['peak_mb']:7.0f} MB", flush=True)
+        rows.append((size, gen, result))
+
+    print("\n| size | ours s / MB | duckdb-copy s / MB | pandas s / MB | time vs duckdb-copy | memory vs pandas |")
+    print("|---|---|---|---|---|---|")
+    for size, _gen, r in rows:
+        o, d, p = r["ours"], r["duckdb-copy"], r["pandas"]
+        print(
+            f"| {size} | {o['seconds']:.2f} / {o['peak_mb']:.0f} | {d['seconds']:.2f} / {d['peak_mb']:.0f} | "
+            f"{p['seconds']:.2f} / {p['peak_mb']:.0f} | {o['seconds'] / d['seconds']:.2f}x | "
+            f"{o['peak_mb'] / p['peak_mb']:.2f}x |"
+        )
+    print(f"\nmachine: {os.cpu_count()} cores; command: python benchmarks/ingest.py --sizes {' '.join(args.sizes)}")
+
+
+if __name__ == "__main__":
+    main()
