@@ -1,0 +1,1 @@
+"""TMDb enrichment: async client, landing zone of raw payloads, star-schema builder."""
