@@ -1,0 +1,1196 @@
+"""Deterministic synthetic MovieLens datasets in the exact ML-32M CSV format.
+
+`generate_movielens(spec, out_dir, seed)` writes `ratings.csv`, `movies.csv`, `tags.csv`, `links.csv`
+(+ `tmdb/movie_details.jsonl.gz`, see `synthetic_tmdb`) and `_SYNTHETIC.json`, atomically. Same spec +
+seed + generator version -> byte-identical files.
+
+The generative model (vectorised with numpy, streamed in chunks of ~1M ratings, bounded memory):
+
+- Catalogue. Every movie has a latent genre profile (1-4 of 18 taste genres with weights; its listed
+  MovieLens genres are that support, alphabetically, + IMAX for some recent blockbusters, or
+  `(no genres listed)` for ~3%), a niche (sub-style within its genres; 1 niche per genre below 3,000
+  movies, 2 for synthetic-small, 8 from 12,000), a release date (the title's year), a popularity weight
+  `exp(-r / 0.022) + 0.00015 (r + 0.02) ** -1.5` of its relative rank r (exponential head: the top 10%
+  hold ~97% of the weight but no single movie saturates; power-law long tail) with log-normal noise, a
+  quality that raises its ratings (popular movies are better on average), a country / original
+  language, and sometimes a franchise (collection, sequels). movieIds follow the order in which movies
+  became available, with growing gaps (ML-like, max id ~ 2.7x the count).
+- Users. Activity follows ML-32M: `20 + LogNormal(median 53, sigma 1.389)` (median 73, mean 159,
+  min 20), rescaled to hit `n_ratings` exactly and capped at half the catalogue. Each user has an early
+  and a late taste over genres (Dirichlet around the population mix) and drifts linearly from one to the
+  other along their sequence; per genre a taste over niches and a loyalty to them; a "mainstream" share
+  of draws that follows the population mix (larger, and tastes flatter, for heavy raters); a rating
+  bias; a start date in 1995-2023 (density growing over time); sessions (ratings seconds apart, then
+  gaps of days to months); whether they use half stars (only possible from 2003-02-18, as in ML).
+- Ratings. For each position of a user's timeline: draw a genre (population mix | early/late taste),
+  then a niche of that genre (loyal draws) or the whole genre, then a movie of that segment by
+  popularity among the movies already released at that time (8% of draws restricted to the releases
+  of the last 3 years): one searchsorted on cumulative weights. Duplicates are redrawn in rounds (niche
+  by popularity, deeper in the niche, the user's genres, the population mix, flat), collisions being
+  resolved at random positions; a per-hole fallback serves the rare heavy users who exhausted what was
+  released. Rating score = user bias + movie quality + taste affinity + noise, cut at quantiles
+  (calibrated on the first chunk) that reproduce ML's distribution (mode 4.0, mean ~3.54); whole stars
+  only when the user or the date does not allow half stars.
+- Tags. ~7% of users tag (heavier users more often); they tag a subset of the movies they rated, a few
+  minutes (sometimes days) after rating, with the movie's keywords, descriptors of its genres or general
+  ML-style tags (~6% tags per rating, as in ML-32M).
+
+Size presets (`parse_synthetic_name`): see `PRESETS`. Generic `synthetic-<N>k|m`: N thousand/million
+ratings, users = round(N / 159.25) (ML-32M's ratings per user), movies = round(87,585 * (N / 32,000,204)
+** (2/3)) (sub-linear: smaller datasets have denser catalogues), at least 100.
+
+Structural limit: a user rates a movie at most once, so the top-10% share of ratings cannot exceed the
+share that fits in the top 10% of movies given the activity law (`top10_share_bound` in the stats:
+~0.78 for synthetic-small, ~0.91 for synthetic-1m, ~1.0 at ML-32M's catalogue size). With ML-32M's
+catalogue the realised top-10% share is ~0.93 (ML-like); smaller presets are less concentrated
+(synthetic-small ~0.49) although the popularity law is the same.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import operator
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from movielens_assets.core.data.atomic import atomic_path
+from movielens_assets.core.data.synthetic_tmdb import (
+    COUNTRIES,
+    GENERAL_TAGS,
+    GENERIC_TITLE_ADJ,
+    GENERIC_TITLE_NOUN,
+    GENRE_INDEX,
+    LATENT_GENRES,
+    LEXICON,
+    N_GENRES,
+    ORIGINAL_TITLE_PARTS,
+    PLACE_NAMES,
+    FIRST_NAMES_F,
+    FIRST_NAMES_M,
+    TMDB_FILE,
+    VOCABULARY,
+    movie_keywords,
+    write_tmdb_payloads,
+)
+
+GENERATOR_VERSION = "1.0.0"
+MARKER = "_SYNTHETIC.json"
+FILES = ("ratings.csv", "movies.csv", "tags.csv", "links.csv")
+
+#: All MovieLens genres (as listed in movies.csv, alphabetical), plus the marker for none.
+ML_GENRES: tuple[str, ...] = tuple(sorted((*LATENT_GENRES, "IMAX")))
+NO_GENRES = "(no genres listed)"
+
+ML32M_RATINGS, ML32M_USERS, ML32M_MOVIES = 32_000_204, 200_948, 87_585
+RATINGS_PER_USER = 159.25
+MIN_ACTIVITY = 20
+
+START_TS = 789_609_600  # 1995-01-09 (first MovieLens rating)
+END_TS = 1_697_068_800 + 86_399  # 2023-10-12 (last ML-32M day)
+HALF_STARS_TS = 1_045_526_400  # 2003-02-18: MovieLens introduced half stars
+DAY = 86_400
+
+_SEQ_CATALOGUE, _SEQ_USERS, _SEQ_CHUNK, _SEQ_TAGS = 11, 21, 31, 41
+
+# --------------------------------------------------------------------------------------------------
+# Spec and names
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    name: str
+    n_ratings: int
+    n_users: int
+    n_movies: int
+
+
+def users_for_ratings(n_ratings: int) -> int:
+    """ML-32M's ratings per user: users = round(n_ratings / 159.25)."""
+    return max(1, round(n_ratings / RATINGS_PER_USER))
+
+
+def movies_for_ratings(n_ratings: int) -> int:
+    """Sub-linear catalogue: movies = round(87,585 * (n_ratings / 32,000,204) ** (2/3)), at least 100."""
+    return max(100, round(ML32M_MOVIES * (n_ratings / ML32M_RATINGS) ** (2 / 3)))
+
+
+def _generic(name: str, n_ratings: int) -> SyntheticSpec:
+    return SyntheticSpec(name, n_ratings, users_for_ratings(n_ratings), movies_for_ratings(n_ratings))
+
+
+PRESETS: dict[str, SyntheticSpec] = {
+    "synthetic-tiny": SyntheticSpec("synthetic-tiny", 20_000, 120, 800),
+    "synthetic-small": SyntheticSpec("synthetic-small", 300_000, 2_000, 4_000),
+    "synthetic-1m": _generic("synthetic-1m", 1_000_000),
+    "synthetic-10m": _generic("synthetic-10m", 10_000_000),
+    "synthetic-25m": _generic("synthetic-25m", 25_000_000),
+    "synthetic-32m": SyntheticSpec("synthetic-32m", ML32M_RATINGS, ML32M_USERS, ML32M_MOVIES),
+}
+_GENERIC = re.compile(r"^synthetic-(\d+(?:\.\d+)?)([km])$")
+MIN_GENERIC, MAX_GENERIC = 20_000, 100_000_000
+
+
+def _valid_forms() -> str:
+    return (
+        f"valid names: {', '.join(PRESETS)}, or synthetic-<N>k / synthetic-<N>m "
+        f"(N thousand / million ratings, {MIN_GENERIC // 1000}k to {MAX_GENERIC // 1_000_000}m, e.g. synthetic-50k, "
+        "synthetic-2.5m)"
+    )
+
+
+def parse_synthetic_name(name: str) -> SyntheticSpec:
+    """`synthetic-tiny|small|1m|10m|25m|32m` or `synthetic-<N>k|m`; ValueError listing the valid forms otherwise."""
+    key = name.strip().lower() if isinstance(name, str) else ""
+    if key in PRESETS:
+        return PRESETS[key]
+    m = _GENERIC.match(key)
+    if not m:
+        raise ValueError(f"unknown synthetic dataset {name!r}; {_valid_forms()}")
+    n = round(float(m.group(1)) * (1_000 if m.group(2) == "k" else 1_000_000))
+    if not MIN_GENERIC <= n <= MAX_GENERIC:
+        raise ValueError(f"synthetic dataset {name!r} has {n:,} ratings, out of range; {_valid_forms()}")
+    return _generic(key, n)
+
+
+def _check_spec(spec: SyntheticSpec) -> None:
+    if spec.n_users < 1 or spec.n_movies < 20 or spec.n_ratings < spec.n_users:
+        raise ValueError(f"{spec}: need n_users >= 1, n_movies >= 20 and n_ratings >= n_users")
+    if spec.n_ratings > spec.n_users * _activity_cap(spec):
+        raise ValueError(
+            f"{spec}: {spec.n_ratings:,} ratings do not fit {spec.n_users:,} users rating at most "
+            f"{_activity_cap(spec):,} distinct movies each"
+        )
+
+
+def _activity_cap(spec: SyntheticSpec) -> int:
+    return max(MIN_ACTIVITY, min(35_000, spec.n_movies // 2))
+
+
+def _ss(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, *key]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Catalogue
+# --------------------------------------------------------------------------------------------------
+
+# share of movies whose PRIMARY genre is g (ML-32M-like genre frequencies)
+_BASE = {
+    "Action": 0.07, "Adventure": 0.03, "Animation": 0.035, "Children": 0.02, "Comedy": 0.19, "Crime": 0.04,
+    "Documentary": 0.07, "Drama": 0.26, "Fantasy": 0.02, "Film-Noir": 0.005, "Horror": 0.07, "Musical": 0.01,
+    "Mystery": 0.02, "Romance": 0.05, "Sci-Fi": 0.03, "Thriller": 0.06, "War": 0.015, "Western": 0.012,
+}
+_PAIRS = (
+    ("Crime", "Thriller"), ("Crime", "Drama"), ("Thriller", "Mystery"), ("Horror", "Thriller"),
+    ("Animation", "Children"), ("Children", "Comedy"), ("Animation", "Comedy"), ("Adventure", "Action"),
+    ("Action", "Sci-Fi"), ("Action", "Thriller"), ("Fantasy", "Adventure"), ("Romance", "Comedy"),
+    ("Romance", "Drama"), ("War", "Drama"), ("War", "Action"), ("Western", "Action"), ("Musical", "Romance"),
+    ("Musical", "Comedy"), ("Film-Noir", "Crime"), ("Film-Noir", "Mystery"), ("Sci-Fi", "Horror"),
+    ("Drama", "Comedy"), ("Fantasy", "Children"), ("Adventure", "Children"), ("Mystery", "Horror"),
+    ("Sci-Fi", "Adventure"), ("Crime", "Action"), ("Drama", "Thriller"),
+)
+MAX_GENRES_PER_MOVIE = 4
+MAX_NICHES, MOVIES_PER_NICHE_UNIT = 8, 1_500
+
+
+POP_HEAD, POP_TAIL, POP_TAIL_EXP = 0.022, 0.00015, 1.5
+QUALITY_POP = 2.0  # popular movies are better on average
+
+
+def niches_for(n_movies: int) -> int:
+    """Niches (sub-styles) per genre: finer taste structure only where the catalogue is large enough that a
+    user does not exhaust their niches (1 below 3,000 movies, 2 for synthetic-small, 8 from 12,000)."""
+    return int(min(MAX_NICHES, max(1, n_movies // MOVIES_PER_NICHE_UNIT)))
+
+
+def popularity_law(r: np.ndarray) -> np.ndarray:
+    """Popularity weight at relative rank r in (0, 1): an exponential head (the top 10% of movies hold ~97%
+    of the weight, the top 1% ~36%, so that no single movie saturates) plus a power-law long tail."""
+    return np.exp(-r / POP_HEAD) + POP_TAIL * (r + 0.02) ** -POP_TAIL_EXP
+
+
+@dataclass
+class Catalogue:
+    """Everything known about the movies, indexed 0..M-1 in movieId order."""
+
+    movie_id: np.ndarray
+    year: np.ndarray  # int, 0 when the title has no year
+    release_day: np.ndarray  # days since epoch (availability for rating)
+    show_year: np.ndarray  # bool
+    genre_idx: np.ndarray  # (M, 4) latent genre indices, primary first, -1 padded
+    genre_w: np.ndarray  # (M, 4) profile weights (rows sum to 1)
+    niche: np.ndarray  # (M,) sub-style 0..n_niches-1 within each of its genres
+    n_niches: int
+    listed: list[str]  # movies.csv genres field
+    no_genres: np.ndarray  # bool
+    pop: np.ndarray  # popularity weight
+    pop_level: np.ndarray  # 1 = most popular, 0 = least (rank-based)
+    quality: np.ndarray  # standardised quality
+    country: np.ndarray  # index into COUNTRIES
+    title: list[str]  # movies.csv title
+    display_title: list[str]  # TMDb title (English, article in front)
+    original_title: list[str]
+    collection: np.ndarray  # -1 or collection index
+    collection_name: list[str]
+    collection_tmdb_id: np.ndarray
+    imdb_id: np.ndarray
+    tmdb_id: np.ndarray  # -1 = missing
+
+
+def build_catalogue(spec: SyntheticSpec, seed: int) -> Catalogue:
+    rng = _ss(seed, _SEQ_CATALOGUE)
+    m = spec.n_movies
+    G = N_GENRES
+    base = np.array([_BASE[g] for g in LATENT_GENRES])
+    base = base / base.sum()
+    aff = np.zeros((G, G))
+    for a, b in _PAIRS:
+        aff[GENRE_INDEX[a], GENRE_INDEX[b]] = aff[GENRE_INDEX[b], GENRE_INDEX[a]] = 1.0
+
+    # ---- genres
+    primary = rng.choice(G, size=m, p=base)
+    n_gen = rng.choice([1, 2, 3, 4], size=m, p=[0.36, 0.36, 0.2, 0.08])
+    doc = primary == GENRE_INDEX["Documentary"]
+    n_gen = np.where(doc & (rng.random(m) < 0.85), 1, n_gen)
+    n_gen = np.where(primary == GENRE_INDEX["Animation"], np.maximum(n_gen, 2), n_gen)
+    gidx = np.full((m, MAX_GENRES_PER_MOVIE), -1, dtype=np.int64)
+    gidx[:, 0] = primary
+    chosen = np.zeros((m, G), dtype=bool)
+    chosen[np.arange(m), primary] = True
+    for k in range(1, MAX_GENRES_PER_MOVIE):
+        rows = np.flatnonzero(n_gen > k)
+        if rows.size == 0:
+            continue
+        prev = gidx[rows, :k]
+        boost = aff[prev.clip(0)].max(axis=1)  # affinity to any already chosen genre
+        p = base[None, :] ** 0.7 * (0.15 + 6.0 * boost)
+        p[chosen[rows]] = 0.0
+        p[:, GENRE_INDEX["Documentary"]] *= 0.05
+        p[:, GENRE_INDEX["Film-Noir"]] *= 0.1
+        cum = np.cumsum(p, axis=1)
+        u = rng.random(rows.size)[:, None] * cum[:, -1:]
+        g = np.minimum((cum <= u).sum(axis=1), G - 1)
+        gidx[rows, k] = g
+        chosen[rows, g] = True
+    w = np.where(gidx >= 0, rng.uniform(0.25, 0.8, gidx.shape), 0.0)
+    w[:, 0] = 1.0
+    w = (w / w.sum(axis=1, keepdims=True)).astype(np.float64)
+
+    # ---- release years and days
+    year = 2023 - np.floor(rng.exponential(17.0, m)).astype(np.int64)
+    old = rng.random(m) < 0.12
+    year = np.where(old | (year < 1902), rng.integers(1915, 1975, m), year)
+    west = primary == GENRE_INDEX["Western"]
+    year = np.where(west & (rng.random(m) < 0.55), rng.integers(1930, 1976, m), year)
+    noir = chosen[:, GENRE_INDEX["Film-Noir"]]
+    year = np.where(noir, rng.integers(1940, 1960, m), year)
+    jan1 = (year - 1970) * 365 + (year - 1969) // 4  # days since epoch of Jan 1 (valid 1901-2099)
+    span = np.where(year == 2023, 270, 365)
+    release_day = jan1 + rng.integers(0, 1 << 30, m) % span
+
+    # ---- popularity (law of the relative rank, see popularity_law), quality, niche
+    rank = rng.permutation(m)
+    r = (rank + 0.5) / m
+    pop = popularity_law(r) * np.exp(rng.normal(0.0, 0.3, m))
+    pop_level = 1.0 - r
+    quality = 0.8 * rng.standard_normal(m) + QUALITY_POP * (pop_level - 0.5)
+    n_niches = niches_for(m)
+    niche = rng.integers(0, n_niches, m)
+
+    # ---- listed genres: IMAX for some recent blockbusters, none for a few obscure movies
+    imax_ok = np.isin(primary, [GENRE_INDEX[g] for g in ("Action", "Adventure", "Sci-Fi", "Animation", "Fantasy")])
+    imax = imax_ok & (year >= 2000) & (pop_level > 0.93) & (rng.random(m) < 0.3)
+    no_genres = (~noir) & (rng.random(m) < 0.045 * (1.2 - pop_level))
+
+    country = rng.choice(len(COUNTRIES), size=m, p=np.array([c[3] for c in COUNTRIES]) / sum(c[3] for c in COUNTRIES))
+    show_year = rng.random(m) > 0.003
+
+    # ---- franchises: a popular starter and 1-4 sequels that share its genres, country and name
+    eligible = np.flatnonzero((pop_level > 0.4) & ~doc & (year < 2018))
+    n_coll = min(max(1, int(0.022 * m)), eligible.size)
+    starters = rng.choice(eligible, size=n_coll, replace=False)
+    is_starter = np.zeros(m, dtype=bool)
+    is_starter[starters] = True
+    free = rng.permutation(np.flatnonzero(~is_starter))
+    collection = np.full(m, -1, dtype=np.int64)
+    sequel_no = np.zeros(m, dtype=np.int64)
+    taken = 0
+    for c, s in enumerate(starters.tolist()):
+        collection[s] = c
+        y = int(year[s])
+        for k in range(1 + int(rng.binomial(3, 0.3))):
+            y += int(rng.integers(1, 5))
+            if y > 2023 or taken >= free.size:
+                break
+            q = int(free[taken])
+            taken += 1
+            collection[q] = c
+            sequel_no[q] = k + 2
+            gidx[q], w[q], primary[q], country[q], niche[q] = gidx[s], w[s], primary[s], country[s], niche[s]
+            noir[q], no_genres[q], show_year[q] = noir[s], False, True
+            year[q] = y
+            jan1_q = (y - 1970) * 365 + (y - 1969) // 4
+            release_day[q] = jan1_q + int(rng.integers(0, 270 if y == 2023 else 365))
+    show_year[collection >= 0] = True
+
+    # ---- titles
+    titles_en = _english_titles(rng, gidx[:, 0], m)
+    coll_base = [titles_en[s] for s in starters.tolist()]
+    coll_name = [f"{b} Collection" for b in coll_base]
+    sequel_style = rng.integers(0, 3, n_coll)
+    subtitle_words = GENERIC_TITLE_NOUN
+    for q in np.flatnonzero(sequel_no > 0).tolist():
+        c = int(collection[q])
+        n = int(sequel_no[q])
+        st = int(sequel_style[c])
+        base_t = coll_base[c]
+        if st == 0:
+            titles_en[q] = f"{base_t} {n}"
+        elif st == 1:
+            titles_en[q] = f"{base_t} {['', '', 'II', 'III', 'IV', 'V', 'VI'][n]}"
+        else:
+            titles_en[q] = f"{base_t}: {GENERIC_TITLE_ADJ[(q * 7 + n) % len(GENERIC_TITLE_ADJ)]} " \
+                           f"{subtitle_words[(q * 13 + n) % len(subtitle_words)]}"
+    original = list(titles_en)
+    ml_titles = []
+    rot = rng.random(m)
+    alt = rng.random(m)
+    o1 = rng.integers(0, 1 << 20, m)
+    o2 = rng.integers(0, 1 << 20, m)
+    for i in range(m):
+        lang = COUNTRIES[int(country[i])][2]
+        t = titles_en[i]
+        if lang != "en":
+            first, second = ORIGINAL_TITLE_PARTS[lang]
+            original[i] = f"{first[o1[i] % len(first)]} {second[o2[i] % len(second)]}"
+        shown = _rotate_article(t) if rot[i] < (0.9 if year[i] < 2010 else 0.5) else t
+        if lang != "en" and alt[i] < 0.5 and _latin(original[i]):
+            shown = f"{shown} ({_rotate_article(original[i])})"
+        if show_year[i]:
+            shown = f"{shown} ({int(year[i])})"
+        ml_titles.append(shown)
+    listed = []
+    for i in range(m):
+        if no_genres[i]:
+            listed.append(NO_GENRES)
+            continue
+        names = [LATENT_GENRES[g] for g in gidx[i] if g >= 0]
+        if imax[i]:
+            names.append("IMAX")
+        listed.append("|".join(sorted(names)))
+
+    # ---- movieIds: order of availability (ML ids grow with the date a movie was added), with gaps
+    add_key = np.maximum(release_day, (START_TS // DAY) + rng.exponential(3 * 365, m).astype(np.int64))
+    order = np.lexsort((rng.random(m), add_key))
+    frac = np.arange(m) / m
+    gaps = 1 + rng.poisson(0.3 + 4.6 * frac**2)
+    ids_sorted = np.cumsum(gaps)
+    inv = np.empty(m, dtype=np.int64)
+    inv[order] = np.arange(m)
+    movie_id = ids_sorted[inv]
+    # imdb ids grow with release date (7 digits), tmdb ids with the time the movie entered TMDb
+    imdb_rank = np.argsort(np.argsort(release_day + rng.normal(0, 700, m), kind="stable"), kind="stable")
+    imdb_vals = _sorted_unique(rng, m, 1, 9_999_999)
+    imdb_id = imdb_vals[imdb_rank]
+    tmdb_rank = np.argsort(np.argsort(add_key + rng.normal(0, 2500, m), kind="stable"), kind="stable")
+    tmdb_vals = _sorted_unique(rng, m, 2, max(1_250_000, 4 * m))
+    tmdb_id = tmdb_vals[tmdb_rank]
+    missing = rng.random(m) < 0.003
+    if m >= 50 and not missing.any():
+        missing[int(rng.integers(0, m))] = True
+    tmdb_id = np.where(missing, -1, tmdb_id)
+    coll_tmdb = _sorted_unique(rng, n_coll, 1_000, 1_300_000)[rng.permutation(n_coll)]
+
+    # reorder everything by movieId
+    o = np.argsort(movie_id, kind="stable")
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a[o]
+
+    def take_list(a: list) -> list:
+        return [a[i] for i in o.tolist()]
+
+    return Catalogue(
+        movie_id=take(movie_id),
+        year=np.where(show_year, year, 0)[o],
+        release_day=take(release_day),
+        show_year=take(show_year),
+        genre_idx=take(gidx),
+        genre_w=take(w),
+        niche=take(niche),
+        n_niches=n_niches,
+        listed=take_list(listed),
+        no_genres=take(no_genres),
+        pop=take(pop),
+        pop_level=take(pop_level),
+        quality=take(quality),
+        country=take(country),
+        title=take_list(ml_titles),
+        display_title=take_list(titles_en),
+        original_title=take_list(original),
+        collection=take(collection),
+        collection_name=coll_name,
+        collection_tmdb_id=coll_tmdb,
+        imdb_id=take(imdb_id),
+        tmdb_id=take(tmdb_id),
+    )
+
+
+def _latin(s: str) -> bool:
+    return all(ord(ch) < 0x250 for ch in s)
+
+
+def _rotate_article(t: str) -> str:
+    for art in ("The ", "A ", "An ", "La ", "Le ", "Les ", "Il ", "El ", "Die ", "Das ", "Der "):
+        if t.startswith(art) and len(t) > len(art):
+            head, _, rest = t.partition(": ")
+            core = head[len(art):] + ", " + art.strip()
+            return core + (f": {rest}" if rest else "")
+    return t
+
+
+def _sorted_unique(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarray:
+    gap = max(1, (hi - lo) // max(n, 1))
+    steps = 1 + (rng.integers(0, 2 * gap - 1, n) if gap > 1 else np.zeros(n, dtype=np.int64))
+    vals = lo - 1 + np.cumsum(steps)
+    if n and vals[-1] >= hi:  # pragma: no cover - only for absurd sizes
+        vals = lo + np.arange(n)
+    return vals.astype(np.int64)
+
+
+def _english_titles(rng: np.random.Generator, primary: np.ndarray, m: int) -> list[str]:
+    pat = rng.choice(10, size=m, p=[0.16, 0.16, 0.16, 0.1, 0.1, 0.06, 0.08, 0.08, 0.08, 0.02])
+    r = rng.integers(0, 1 << 30, (m, 4))
+    out = []
+    for i in range(m):
+        lex = LEXICON[LATENT_GENRES[int(primary[i])]]
+        a, b, c, d = (int(x) for x in r[i])
+        gw = lex.title[a % len(lex.title)]
+        gw2 = lex.title[b % len(lex.title)]
+        adj = GENERIC_TITLE_ADJ[c % len(GENERIC_TITLE_ADJ)]
+        noun = GENERIC_TITLE_NOUN[d % len(GENERIC_TITLE_NOUN)]
+        p = int(pat[i])
+        if p == 0:
+            t = gw
+        elif p == 1:
+            t = f"{adj} {gw}"
+        elif p == 2:
+            t = f"The {gw}"
+        elif p == 3:
+            t = f"{gw} of the {noun}"
+        elif p == 4:
+            names = FIRST_NAMES_F if d % 2 else FIRST_NAMES_M
+            first = names[c % len(names)]
+            t = f"{first}'s {gw}"
+        elif p == 5:
+            t = f"A {gw} in {PLACE_NAMES[d % len(PLACE_NAMES)]}"
+        elif p == 6:
+            t = f"The {adj} {noun}" if gw == gw2 else f"{gw} and {gw2}"
+        elif p == 7:
+            t = f"{gw}, {PLACE_NAMES[c % len(PLACE_NAMES)]}"
+        elif p == 8:
+            t = f"The {noun} {gw}"
+        else:
+            t = f'{adj} "{gw}"'
+        out.append(t)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Users
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Users:
+    activity: np.ndarray
+    start_ts: np.ndarray
+    tau0: np.ndarray  # (U, G) early taste over genres
+    tau1: np.ndarray  # (U, G) late taste
+    mainstream: np.ndarray
+    bias: np.ndarray
+    half: np.ndarray  # uses half stars when available
+    sess_len: np.ndarray
+    gap_days: np.ndarray
+    tag_events: np.ndarray  # number of (movie) tagging events, 0 for non-taggers
+
+
+def _activity(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
+    """ML-32M activity law rescaled to sum exactly to n_ratings (min 20, capped)."""
+    n, total = spec.n_users, spec.n_ratings
+    lo = min(MIN_ACTIVITY, total // n)
+    cap = _activity_cap(spec)
+    x = np.exp(math.log(53.0) + 1.389 * rng.standard_normal(n))
+
+    def total_for(f: float) -> int:
+        return int(np.clip(np.round(lo + f * x), lo, cap).sum())
+
+    a, b = 0.0, 1.0
+    while total_for(b) < total:
+        b *= 2
+        if b > 1e9:
+            break
+    for _ in range(80):
+        mid = (a + b) / 2
+        if total_for(mid) < total:
+            a = mid
+        else:
+            b = mid
+    act = np.clip(np.round(lo + b * x), lo, cap).astype(np.int64)
+    diff = total - int(act.sum())
+    order = rng.permutation(n)
+    while diff != 0:
+        room = act[order] < cap if diff > 0 else act[order] > lo
+        cand = order[room][: abs(diff)]
+        if cand.size == 0:  # pragma: no cover - _check_spec makes this impossible
+            raise ValueError(f"{spec}: cannot distribute {total:,} ratings")
+        act[cand] += 1 if diff > 0 else -1
+        diff = total - int(act.sum())
+    return act
+
+
+def _dirichlet_rows(rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:
+    g = rng.standard_gamma(alpha) + 1e-12
+    return g / g.sum(axis=1, keepdims=True)
+
+
+def build_users(spec: SyntheticSpec, seed: int, pi: np.ndarray) -> Users:
+    rng = _ss(seed, _SEQ_USERS)
+    n = spec.n_users
+    act = _activity(spec, rng)
+    # start dates spread over 1995-2023, density growing over time
+    u = np.where(rng.random(n) < 0.75, rng.beta(1.6, 1.0, n), rng.random(n))
+    start = START_TS + (u * (END_TS - START_TS - 30 * DAY)).astype(np.int64)
+    # heavy raters are broader: flatter tastes and more "mainstream" draws
+    breadth = np.clip((act / 120.0) ** BREADTH_EXP, 1.0, 6.0)
+    alpha = np.maximum(TASTE_CONC * breadth[:, None] * pi[None, :], 1e-3)
+    tau0 = _dirichlet_rows(rng, alpha)
+    drift = rng.uniform(DRIFT_MIN, DRIFT_MAX, n)[:, None]
+    tau1 = (1 - drift) * tau0 + drift * _dirichlet_rows(rng, alpha)
+    mainstream = 1.0 - (1.0 - rng.beta(*MAINSTREAM_BETA, n)) / breadth
+    bias = rng.normal(0.0, USER_BIAS_SD, n)
+    half = rng.random(n) < 0.7
+    sess_len = np.clip(np.exp(rng.normal(math.log(30), 0.8, n)), 5, 500)
+    gap_days = np.clip(np.exp(rng.normal(math.log(20), 1.3, n)), 0.3, 1500)
+    # taggers: ~7% of users, heavier users more often; events heavy-tailed; ~6% tags per rating overall
+    # (ML-32M: 2.0M tags for 32M ratings), after removing duplicate (user, movie, tag) rows
+    p_tag = np.clip(0.055 * (act / 73.0) ** 0.5, 0, 0.6)
+    tagger = rng.random(n) < p_tag
+    wt = np.exp(rng.normal(0, 1.3, n)) * act**0.8 * tagger
+    target_events = spec.n_ratings * TAGS_PER_RATING / 1.45
+    events = np.floor(wt / max(wt.sum(), 1e-12) * target_events + rng.random(n)).astype(np.int64)
+    events = np.where(tagger, np.clip(events, 1, act), 0)
+    return Users(act, start, tau0.astype(np.float32), tau1.astype(np.float32), mainstream, bias, half,
+                 sess_len, gap_days, events)
+
+
+# --------------------------------------------------------------------------------------------------
+# Item sampler
+# --------------------------------------------------------------------------------------------------
+
+USER_BIAS_SD = 0.45
+TAGS_PER_RATING = 0.085  # tagging events x tags per event, before deduplication
+TASTE_CONC = 0.35  # Dirichlet concentration of genre tastes around the population mix
+NICHE_ALPHA = 0.35  # Dirichlet parameter of niche tastes within a genre (small = loyal to 1-2 niches)
+LOYALTY_BETA = (6.0, 3.0)  # share of taste draws that go to the user's niches (else anywhere in the genre)
+DRIFT_MIN, DRIFT_MAX = 0.2, 0.6
+MAINSTREAM_BETA = (1.0, 20.0)
+BREADTH_EXP = 0.2
+RECENT_DAYS = 3 * 365
+P_RECENT = 0.08
+# redraw rounds for duplicates: niche taste by popularity, then deeper in the niche (flat), then
+# anywhere in the user's genres, then the population mix, then flat; then a per-user fallback
+TASTE_ROUNDS, DEEP_ROUNDS, GENRE_ROUNDS, MAINSTREAM_ROUNDS, FLAT_ROUNDS = 3, 3, 3, 2, 3
+
+
+_DAY0 = 60_000  # day offset so that (pre-1970, negative) release days sort correctly inside int64 keys
+
+
+@dataclass
+class _Index:
+    """Movies grouped in segments (cells or genres), sorted by release day within a segment, with
+    cumulative popularity (and flat) weights: a draw is one searchsorted."""
+
+    movie: np.ndarray  # entry -> movie index
+    key: np.ndarray  # segment << 32 | (release_day + _DAY0), sorted
+    cum_pop: np.ndarray  # (E + 1,)
+    cum_flat: np.ndarray
+    seg: np.ndarray  # (n_segments + 1,) entry offsets
+
+
+@dataclass
+class _Sampler:
+    cells: _Index  # segment = genre * n_niches + niche
+    genres: _Index  # segment = genre
+
+
+def population_mix(cat: Catalogue) -> np.ndarray:
+    """Share of popularity-weighted demand per genre: what a "mainstream" draw follows."""
+    ok = cat.genre_idx >= 0
+    pi = np.bincount(cat.genre_idx[ok], weights=(cat.genre_w * cat.pop[:, None])[ok], minlength=N_GENRES)
+    return pi / pi.sum()
+
+
+def _index(cat: Catalogue, rows: np.ndarray, segment: np.ndarray, w: np.ndarray, n_seg: int) -> _Index:
+    key = (segment.astype(np.int64) << 32) | (cat.release_day[rows].astype(np.int64) + _DAY0)
+    order = np.lexsort((rows, key))
+    rows, segment, w, key = rows[order], segment[order], w[order], key[order]
+    cum_pop = np.concatenate([[0.0], np.cumsum(cat.pop[rows] * w)])
+    cum_flat = np.concatenate([[0.0], np.cumsum(w)])
+    seg = np.searchsorted(segment, np.arange(n_seg + 1), side="left")
+    return _Index(rows, key, cum_pop, cum_flat, seg)
+
+
+def _build_sampler(cat: Catalogue) -> _Sampler:
+    rows, cols = np.nonzero(cat.genre_idx >= 0)
+    g = cat.genre_idx[rows, cols].astype(np.int64)
+    w = cat.genre_w[rows, cols]
+    return _Sampler(
+        cells=_index(cat, rows, g * cat.n_niches + cat.niche[rows], w, N_GENRES * cat.n_niches),
+        genres=_index(cat, rows, g, w, N_GENRES),
+    )
+
+
+def _order(key: np.ndarray) -> np.ndarray:
+    """argsort of small non-negative int keys (ties by position), via one int64 sort (much faster)."""
+    n = key.size
+    bits = max(1, int(n - 1).bit_length())
+    if int(key.max(initial=0)) >= 1 << (63 - bits):  # pragma: no cover - keys are small by construction
+        return np.argsort(key, kind="stable")
+    comp = np.sort((key.astype(np.int64) << bits) | np.arange(n, dtype=np.int64))
+    return comp & ((1 << bits) - 1)
+
+
+def _draw_items(
+    ix: _Index, segment: np.ndarray, day: np.ndarray, rng: np.random.Generator, flat: bool
+) -> np.ndarray:
+    """One movie per (segment, day): by popularity (or flat) among the segment's movies released by `day`;
+    P_RECENT of the draws only among those released in the last RECENT_DAYS."""
+    n = segment.size
+    g = segment.astype(np.int64)
+    qkey = (g << 32) | (day + _DAY0)
+    o = _order(qkey)  # sorted queries make searchsorted cache-friendly
+    g, qkey, d = g[o], qkey[o], day[o]
+    lo_full = ix.seg[g]
+    seg_end = ix.seg[g + 1]
+    hi = np.searchsorted(ix.key, qkey, side="right")
+    recent = rng.random(n) < P_RECENT
+    lo_recent = np.searchsorted(ix.key, qkey - np.minimum(d, RECENT_DAYS), side="left")
+    lo = np.where(recent & (lo_recent < hi), lo_recent, lo_full)
+    none = hi <= lo  # nothing of this segment released yet: its earliest movies
+    hi = np.where(none, np.minimum(lo_full + 3, seg_end), hi)
+    cum = ix.cum_flat if flat else ix.cum_pop
+    x = cum[lo] + rng.random(n) * (cum[hi] - cum[lo])
+    pos = np.clip(np.searchsorted(cum, x, side="right") - 1, lo, np.maximum(hi - 1, lo))
+    out = np.empty(n, dtype=np.int64)
+    out[o] = ix.movie[np.minimum(pos, ix.movie.size - 1)]
+    return out
+
+
+def _accept(key: np.ndarray, seen: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mask of keys to accept: not in the sorted array `seen`, and one (random) occurrence per duplicate key.
+
+    Random, not first-position, so that collisions do not push the redraws to the end of the timelines."""
+    perm = rng.permutation(key.size)
+    o = perm[_order(key[perm])]
+    ks = key[o]
+    first = np.ones(ks.size, dtype=bool)
+    first[1:] = ks[1:] != ks[:-1]
+    if seen.size:
+        idx = np.minimum(np.searchsorted(seen, ks), seen.size - 1)
+        first &= seen[idx] != ks
+    ok = np.empty(key.size, dtype=bool)
+    ok[o] = first
+    return ok
+
+
+def _categorical_rows(table: np.ndarray, row: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One category per query from the (unnormalised) probability row `table[row]`."""
+    cum = np.cumsum(table, axis=1)
+    cum /= np.maximum(cum[:, -1:], 1e-300)
+    k = table.shape[1]
+    flat = (np.arange(cum.shape[0])[:, None] + cum).ravel()
+    o = _order(row)
+    pos = np.empty(row.size, dtype=np.int64)
+    pos[o] = np.searchsorted(flat, row[o] + rng.random(row.size), side="right")
+    return np.clip(pos - row * k, 0, k - 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Ratings per chunk of users
+# --------------------------------------------------------------------------------------------------
+
+# ML-32M-like rating distributions (0.5 .. 5.0 and whole stars 1 .. 5)
+_HALF_P = np.array([0.016, 0.031, 0.017, 0.066, 0.053, 0.196, 0.131, 0.266, 0.088, 0.136])
+_WHOLE_P = np.array([0.05, 0.11, 0.27, 0.35, 0.22])
+_Q_SCALE, _BETA_AFF, _NOISE = 0.5, 0.45, 0.6
+
+
+@dataclass
+class _Chunk:
+    user: np.ndarray  # global user index per rating
+    item: np.ndarray  # movie index
+    ts: np.ndarray
+    code: np.ndarray  # rating code 0..9 -> (code + 1) / 2 stars (set by _Scale.codes)
+    fallback: int
+    z: np.ndarray  # latent rating score
+    half_ok: np.ndarray  # the user uses half stars and they exist at that date
+
+
+
+
+def _timeline(users: Users, uid: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per rating position: (local user, timestamp, drift position s in [0, 1])."""
+    n = users.activity[uid]
+    total = int(n.sum())
+    local = np.repeat(np.arange(uid.size), n)
+    offs = np.concatenate([[0], np.cumsum(n)])
+    j = np.arange(total) - offs[local]
+    brk = (rng.random(total) < 1.0 / users.sess_len[uid][local]) & (j >= 15)
+    within = 1 + np.floor(rng.exponential(22.0, total)).astype(np.int64)
+    within[j == 0] = 0
+    dgap = np.where(brk, rng.exponential(1.0, total) * users.gap_days[uid][local] * DAY, 0.0)
+    cw = np.cumsum(within)
+    cw -= cw[offs[:-1]][local]
+    cd = np.cumsum(dgap)
+    cd -= cd[offs[:-1]][local]
+    w_tot = cw[offs[1:] - 1]
+    d_tot = cd[offs[1:] - 1]
+    # a timeline that would run past the end of the data starts earlier (compressed only if it cannot fit)
+    t0 = np.maximum(np.minimum(users.start_ts[uid], END_TS - w_tot - d_tot.astype(np.int64) - 3600), START_TS)
+    t0 = np.minimum(t0, END_TS - w_tot - 3600)
+    room = (END_TS - t0 - w_tot).astype(np.float64)
+    f = np.where(d_tot > 0, np.minimum(1.0, room / np.maximum(d_tot, 1.0)), 1.0)
+    ts = t0[local] + cw + np.floor(cd * f[local]).astype(np.int64)
+    s = (j / np.maximum(n[local] - 1, 1)).astype(np.float32)
+    return local, ts, s
+
+
+def _chunk_ratings(
+    cat: Catalogue, users: Users, smp: _Sampler, pi: np.ndarray, uid: np.ndarray, rng: np.random.Generator
+) -> _Chunk:
+    """Items, timestamps and ratings of the users `uid` (consecutive), deterministic for `rng`."""
+    m = len(cat.movie_id)
+    G, K = N_GENRES, cat.n_niches
+    local, ts, s = _timeline(users, uid, rng)
+    total = ts.size
+    day = ts // DAY
+    nu = uid.size
+    # niche tastes within each genre (user x genre rows), only over niches that have movies
+    rho = rng.dirichlet(np.full(K, NICHE_ALPHA), size=(nu, G))
+    nonempty = (np.diff(smp.cells.seg) > 0).reshape(G, K)
+    rho = rho * nonempty[None, :, :]
+    rho_rows = rho.reshape(nu * G, K)
+    loyalty = rng.beta(*LOYALTY_BETA, nu)
+    # genre tables: row 0 = population mix; 1..U early tastes; U+1..2U late tastes
+    gtab = np.concatenate([pi[None, :], users.tau0[uid], users.tau1[uid]]).astype(np.float64)
+    main_p = users.mainstream[uid]
+
+    item = np.full(total, -1, dtype=np.int64)
+    seen = np.empty(0, dtype=np.int64)
+    holes = np.arange(total)
+    r_deep = TASTE_ROUNDS + DEEP_ROUNDS
+    r_genre = r_deep + GENRE_ROUNDS
+    r_main = r_genre + MAINSTREAM_ROUNDS
+    for rnd in range(r_main + FLAT_ROUNDS):
+        if holes.size == 0:
+            break
+        hl = local[holes]
+        hd = day[holes]
+        # genre: population mix (mainstream draws, and every draw once the user's tastes are exhausted)
+        main = (rng.random(holes.size) < main_p[hl]) | (rnd >= r_genre)
+        late = rng.random(holes.size) < s[holes]
+        row = np.where(main, 0, np.where(late, 1 + nu + hl, 1 + hl))
+        genre = _categorical_rows(gtab, row, rng)
+        # niche: loyal taste draws go to the user's niches of that genre, others anywhere in the genre
+        loyal = ~main & (rng.random(holes.size) < loyalty[hl]) & (rnd < r_deep)
+        cand = np.empty(holes.size, dtype=np.int64)
+        if loyal.any():
+            li = np.flatnonzero(loyal)
+            niche = _categorical_rows(rho_rows, hl[li] * G + genre[li], rng)
+            cand[li] = _draw_items(smp.cells, genre[li] * K + niche, hd[li], rng, flat=rnd >= TASTE_ROUNDS)
+        gi = np.flatnonzero(~loyal)
+        if gi.size:
+            cand[gi] = _draw_items(smp.genres, genre[gi], hd[gi], rng, flat=rnd >= r_main)
+        key = hl.astype(np.int64) * m + cand
+        ok = _accept(key, seen, rng)
+        item[holes[ok]] = cand[ok]
+        seen = np.sort(np.concatenate([seen, key[ok]]))
+        holes = holes[~ok]
+    fallback = int(holes.size)
+    if holes.size:
+        _fill_holes(cat, item, local, day, holes, rng)
+
+    # ---- rating values: bias + quality + affinity (user's taste for the movie vs the population's)
+    gi_ = cat.genre_idx[item]
+    gw = cat.genre_w[item] * (gi_ >= 0)
+    g0 = gi_.clip(0)
+    lu = local[:, None]
+    tau = (1 - s[:, None]) * users.tau0[uid][lu, g0] + s[:, None] * users.tau1[uid][lu, g0]
+    niche_pref = rho[lu, g0, cat.niche[item][:, None]] * K  # 1 = indifferent
+    lo = loyalty[local][:, None]
+    pref = (gw * tau * (lo * niche_pref + (1 - lo))).sum(axis=1)
+    popn = (gw * pi[g0]).sum(axis=1)
+    aff = np.clip(np.log((pref + 1e-3) / (popn + 1e-3)), -2.5, 2.5)
+    z = (users.bias[uid][local] + _Q_SCALE * cat.quality[item] + _BETA_AFF * aff
+         + rng.normal(0.0, _NOISE, total))
+    half_ok = users.half[uid][local] & (ts >= HALF_STARS_TS)
+    return _Chunk(uid[local], item, ts, np.empty(0, dtype=np.int8), fallback, z, half_ok)
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """Score thresholds of the half-star and whole-star scales (calibrated on the first chunk's scores)."""
+
+    half: np.ndarray
+    whole: np.ndarray
+
+    @classmethod
+    def calibrate(cls, z: np.ndarray) -> _Scale:
+        return cls(
+            np.quantile(z, np.cumsum(_HALF_P / _HALF_P.sum())[:-1]),
+            np.quantile(z, np.cumsum(_WHOLE_P / _WHOLE_P.sum())[:-1]),
+        )
+
+    def codes(self, z: np.ndarray, half_ok: np.ndarray) -> np.ndarray:
+        """Rating code 0..9 (= stars * 2 - 1); whole stars map to odd codes."""
+        return np.where(half_ok, np.searchsorted(self.half, z), 2 * np.searchsorted(self.whole, z) + 1).astype(np.int8)
+
+
+def _fill_holes(
+    cat: Catalogue, item: np.ndarray, local: np.ndarray, day: np.ndarray, holes: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Per hole (rare: heavy users who exhausted what their draws can reach): an unrated movie released by
+    then, by sqrt-popularity; only if none is left, the earliest-released unrated movie."""
+    m = len(cat.movie_id)
+    weight = np.sqrt(cat.pop)
+    by_release = np.argsort(cat.release_day, kind="stable")
+    release_sorted = cat.release_day[by_release]
+    for u in np.unique(local[holes]).tolist():
+        mine = np.flatnonzero(local == u)
+        rated = np.zeros(m, dtype=bool)
+        rated[item[mine][item[mine] >= 0]] = True
+        h = holes[local[holes] == u]
+        for hole in h[np.argsort(day[h], kind="stable")].tolist():
+            n_released = int(np.searchsorted(release_sorted, day[hole], side="right"))
+            cand = by_release[:n_released]
+            cand = cand[~rated[cand]]
+            if cand.size:
+                cw = np.cumsum(weight[cand])
+                k = int(np.searchsorted(cw, rng.random() * cw[-1], side="right"))
+                pick = int(cand[min(k, cand.size - 1)])
+            else:
+                pick = int(by_release[np.flatnonzero(~rated[by_release])[0]])
+            item[hole] = pick
+            rated[pick] = True
+
+
+# --------------------------------------------------------------------------------------------------
+# Tags
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _TagVocabulary:
+    texts: list[str]
+    keyword_tag: np.ndarray  # VOCABULARY keyword index -> tag index
+    genre_ptr: np.ndarray  # (G + 1,) offsets into genre_tags
+    genre_tags: np.ndarray
+    general: np.ndarray
+
+
+def _tag_vocabulary() -> _TagVocabulary:
+    texts: list[str] = []
+    index: dict[str, int] = {}
+
+    def idx(t: str) -> int:
+        if t not in index:
+            index[t] = len(texts)
+            texts.append(t)
+        return index[t]
+
+    kw_tag = np.array([idx(n) for n in VOCABULARY.names], dtype=np.int64)
+    g_lists = [[idx(t) for t in LEXICON[g].tags] for g in LATENT_GENRES]
+    g_ptr = np.concatenate([[0], np.cumsum([len(x) for x in g_lists])]).astype(np.int64)
+    g_flat = np.array([i for x in g_lists for i in x], dtype=np.int64)
+    general = np.array([idx(t) for t in GENERAL_TAGS], dtype=np.int64)
+    return _TagVocabulary(texts, kw_tag, g_ptr, g_flat, general)
+
+
+def _chunk_tags(
+    chunk: _Chunk, users: Users, cat: Catalogue, kw_ptr: np.ndarray, kw_idx: np.ndarray, voc: _TagVocabulary,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(user, movie index, tag index, timestamp) rows, deduplicated, sorted by user, time."""
+    ev = users.tag_events[chunk.user]
+    pos = np.flatnonzero(ev > 0)
+    if pos.size == 0:
+        e = np.empty(0, dtype=np.int64)
+        return e, e, e, e
+    # choose tag_events[u] random rated positions per tagger
+    r = rng.random(pos.size)
+    order = np.lexsort((r, chunk.user[pos]))
+    pu = chunk.user[pos][order]
+    first = np.concatenate([[0], np.flatnonzero(np.diff(pu)) + 1])
+    rank = np.arange(pu.size) - np.repeat(first, np.diff(np.concatenate([first, [pu.size]])))
+    sel = pos[order][rank < users.tag_events[pu]]
+    n_per = 1 + (rng.random(sel.size) < 0.3) + (rng.random(sel.size) < 0.15)
+    ev_pos = np.repeat(sel, n_per)
+    n = ev_pos.size
+    mv = chunk.item[ev_pos]
+    src = rng.random(n)
+    # keyword of the movie
+    k0, k1 = kw_ptr[mv], kw_ptr[mv + 1]
+    has_kw = k1 > k0
+    kpick = k0 + (rng.random(n) * np.maximum(k1 - k0, 1)).astype(np.int64)
+    tag_kw = voc.keyword_tag[kw_idx[np.minimum(kpick, kw_idx.size - 1)]]
+    # descriptor of one of the movie's genres
+    gcol = (rng.random(n) * (cat.genre_idx[mv] >= 0).sum(axis=1)).astype(np.int64)
+    g = cat.genre_idx[mv, gcol]
+    a, b = voc.genre_ptr[g], voc.genre_ptr[g + 1]
+    tag_g = voc.genre_tags[a + (rng.random(n) * (b - a)).astype(np.int64)]
+    tag_gen = voc.general[rng.integers(0, voc.general.size, n)]
+    tag = np.where((src < 0.45) & has_kw, tag_kw, np.where(src < 0.8, tag_g, tag_gen))
+    ts = chunk.ts[ev_pos] + rng.integers(5, 900, n)
+    late = rng.random(n) < 0.08
+    ts = np.where(late, ts + rng.integers(DAY, 400 * DAY, n), ts)
+    ts = np.minimum(ts, END_TS)
+    user = chunk.user[ev_pos]
+    key = (user * (len(cat.movie_id) + 1) + mv) * (len(voc.texts) + 1) + tag
+    _, keep = np.unique(key, return_index=True)
+    user, mv, tag, ts = user[keep], mv[keep], tag[keep], ts[keep]
+    o = np.lexsort((tag, mv, ts, user))
+    return user[o], mv[o], tag[o], ts[o]
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast CSV formatting
+# --------------------------------------------------------------------------------------------------
+
+_RATING_TXT = np.frombuffer(b"".join(f"{(c + 1) / 2:.1f}".encode() for c in range(10)), dtype=np.uint8).reshape(10, 3)
+
+
+def _int_chars(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(v, dtype=np.int64)
+    width = max(1, len(str(int(v.max())))) if v.size else 1
+    pw = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    chars = ((v[:, None] // pw) % 10 + 48).astype(np.uint8)
+    nd = np.searchsorted(10 ** np.arange(1, width, dtype=np.int64), v, side="right") + 1
+    valid = np.arange(width)[None, :] >= (width - nd)[:, None]
+    return chars, valid
+
+
+def _const(n: int, b: bytes) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.broadcast_to(np.frombuffer(b, dtype=np.uint8), (n, len(b)))
+    return arr, np.ones((n, len(b)), dtype=bool)
+
+
+def format_ratings(user_id: np.ndarray, movie_id: np.ndarray, code: np.ndarray, ts: np.ndarray) -> bytes:
+    """CSV body lines `userId,movieId,rating,timestamp\\n` (rating with one decimal), vectorised."""
+    out = []
+    n = user_id.size
+    step = 400_000
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        k = b - a
+        parts = [
+            _int_chars(user_id[a:b]), _const(k, b","), _int_chars(movie_id[a:b]), _const(k, b","),
+            (_RATING_TXT[code[a:b]], np.ones((k, 3), dtype=bool)), _const(k, b","), _int_chars(ts[a:b]),
+            _const(k, b"\n"),
+        ]
+        chars = np.concatenate([p[0] for p in parts], axis=1)
+        valid = np.concatenate([p[1] for p in parts], axis=1)
+        out.append(chars[valid].tobytes())
+    return b"".join(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Orchestration
+# --------------------------------------------------------------------------------------------------
+
+CHUNK_RATINGS = 1_000_000
+
+
+def _chunks(activity: np.ndarray) -> list[tuple[int, int]]:
+    bounds = []
+    cum = np.cumsum(activity)
+    start = 0
+    while start < activity.size:
+        base = cum[start - 1] if start else 0
+        end = int(np.searchsorted(cum, base + CHUNK_RATINGS, side="right"))
+        end = max(end, start + 1)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
+def _read_marker(out_dir: Path) -> dict[str, Any] | None:
+    p = out_dir / MARKER
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def generate_movielens(
+    spec: SyntheticSpec,
+    out_dir: Path,
+    seed: int = 42,
+    progress: Callable[[str], None] | None = None,
+    tmdb_payloads: bool = True,
+) -> dict[str, Any]:
+    """Generate the dataset into `out_dir` (atomically) and return summary statistics.
+
+    `out_dir` is dedicated to the dataset: it is built as a temporary sibling and renamed onto `out_dir`,
+    replacing whatever was there, only once complete. Skips the work when `out_dir/_SYNTHETIC.json` records
+    the same spec, seed and generator version (and the files, including the TMDb payloads when requested,
+    are present); the returned dict then has `cached: True`. `progress` gets human-readable lines.
+    """
+    out_dir = Path(out_dir)
+    try:
+        ok = not isinstance(seed, bool) and operator.index(seed) >= 0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = operator.index(seed)
+    _check_spec(spec)
+    say = progress or (lambda _msg: None)
+    marker = _read_marker(out_dir)
+    if (
+        marker is not None
+        and marker.get("spec") == asdict(spec)
+        and marker.get("seed") == seed
+        and marker.get("version") == GENERATOR_VERSION
+        and all((out_dir / f).is_file() for f in FILES)
+        and (not tmdb_payloads or (marker.get("tmdb_payloads") and (out_dir / TMDB_FILE).is_file()))
+    ):
+        say(f"{spec.name} (seed {seed}) already generated in {out_dir}; skipping")
+        return dict(marker["stats"], cached=True)
+
+    t_start = time.perf_counter()
+    say(f"generating {spec.name}: {spec.n_ratings:,} ratings, {spec.n_users:,} users, {spec.n_movies:,} movies "
+        f"(seed {seed}) into {out_dir}")
+    cat = build_catalogue(spec, seed)
+    smp = _build_sampler(cat)
+    pi = population_mix(cat)
+    users = build_users(spec, seed, pi)
+    kw_ptr, kw_idx = movie_keywords(cat, seed)
+    tagvoc = _tag_vocabulary()
+    m = spec.n_movies
+    counts = np.zeros(m, dtype=np.int64)
+    sums = np.zeros(m, dtype=np.float64)
+    hist = np.zeros(10, dtype=np.int64)
+    n_tags = 0
+    n_early = 0
+    fallback = 0
+    ts_min, ts_max = END_TS, START_TS
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        with open(tmp / "ratings.csv", "wb") as rf, open(tmp / "tags.csv", "w", encoding="utf-8", newline="") as tf:
+            rf.write(b"userId,movieId,rating,timestamp\n")
+            tw = csv.writer(tf, lineterminator="\n")
+            tw.writerow(["userId", "movieId", "tag", "timestamp"])
+            done = 0
+            t_r = time.perf_counter()
+            bounds = _chunks(users.activity)
+            scale: _Scale | None = None
+            for ci, (a, b) in enumerate(bounds):
+                rng = _ss(seed, _SEQ_CHUNK, ci)
+                ch = _chunk_ratings(cat, users, smp, pi, np.arange(a, b), rng)
+                if scale is None:
+                    scale = _Scale.calibrate(ch.z)
+                ch.code = scale.codes(ch.z, ch.half_ok)
+                fallback += ch.fallback
+                rf.write(format_ratings(ch.user + 1, cat.movie_id[ch.item], ch.code, ch.ts))
+                counts += np.bincount(ch.item, minlength=m)
+                sums += np.bincount(ch.item, weights=(ch.code.astype(np.float64) + 1) / 2, minlength=m)
+                hist += np.bincount(ch.code, minlength=10)
+                n_early += int((ch.ts // DAY < cat.release_day[ch.item]).sum())
+                ts_min, ts_max = min(ts_min, int(ch.ts.min())), max(ts_max, int(ch.ts.max()))
+                tu, tm, tt, tts = _chunk_tags(ch, users, cat, kw_ptr, kw_idx, tagvoc, _ss(seed, _SEQ_TAGS, ci))
+                texts = tagvoc.texts
+                tw.writerows(zip((tu + 1).tolist(), cat.movie_id[tm].tolist(), [texts[i] for i in tt.tolist()],
+                                 tts.tolist(), strict=True))
+                n_tags += tu.size
+                done += ch.ts.size
+                if ci % 4 == 3 or ci == len(bounds) - 1:
+                    dt = time.perf_counter() - t_r
+                    say(f"ratings: {done:,}/{spec.n_ratings:,} ({100 * done / spec.n_ratings:.0f}%), users "
+                        f"{b:,}/{spec.n_users:,}, {done / max(dt, 1e-9):,.0f} ratings/s, tags {n_tags:,}")
+        _write_movies(cat, tmp / "movies.csv")
+        _write_links(cat, tmp / "links.csv")
+        n_payloads = 0
+        if tmdb_payloads:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            n_payloads = write_tmdb_payloads(cat, tmp / TMDB_FILE, seed, rating_counts=counts,
+                                             rating_means=means, progress=say)
+        act = users.activity
+        top = np.sort(counts)[::-1]
+        k10 = max(1, int(round(0.1 * m)))
+        stats = {
+            "name": spec.name,
+            "n_ratings": int(done),
+            "n_users": int(spec.n_users),
+            "n_movies": int(m),
+            "n_rated_movies": int((counts > 0).sum()),
+            "n_tags": int(n_tags),
+            "n_taggers": int((users.tag_events > 0).sum()),
+            "n_links": int(m),
+            "n_missing_tmdb": int((cat.tmdb_id < 0).sum()),
+            "n_tmdb_payloads": int(n_payloads),
+            "top10_share": round(float(top[:k10].sum() / max(top.sum(), 1)), 4),
+            "top10_share_bound": round(float(np.minimum(act, k10).sum() / act.sum()), 4),
+            "movies_with_le5_ratings": int((counts <= 5).sum()),
+            "activity_min": int(act.min()),
+            "activity_median": float(np.median(act)),
+            "activity_mean": round(float(act.mean()), 2),
+            "activity_max": int(act.max()),
+            "rating_mean": round(float((hist * (np.arange(10) + 1) / 2).sum() / hist.sum()), 4),
+            "rating_hist": {f"{(c + 1) / 2:.1f}": int(hist[c]) for c in range(10)},
+            "first_timestamp": ts_min,
+            "last_timestamp": ts_max,
+            "ratings_before_release": int(n_early),
+            "fallback_draws": int(fallback),
+            "seconds": round(time.perf_counter() - t_start, 2),
+        }
+        marker = {
+            "generator": __name__,
+            "version": GENERATOR_VERSION,
+            "spec": asdict(spec),
+            "seed": seed,
+            "tmdb_payloads": bool(tmdb_payloads),
+            "stats": stats,
+        }
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    say(f"{spec.name}: done in {stats['seconds']:.1f}s (top-10% share {stats['top10_share']:.3f}, "
+        f"activity median {stats['activity_median']:.0f} / mean {stats['activity_mean']:.1f}, "
+        f"rating mean {stats['rating_mean']:.3f}, {n_tags:,} tags)")
+    return dict(stats, cached=False)
+
+
+def _write_movies(cat: Catalogue, path: Path) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["movieId", "title", "genres"])
+    w.writerows(zip(cat.movie_id.tolist(), cat.title, cat.listed, strict=True))
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _write_links(cat: Catalogue, path: Path) -> None:
+    lines = ["movieId,imdbId,tmdbId\n"]
+    for mid, imdb, tmdb in zip(cat.movie_id.tolist(), cat.imdb_id.tolist(), cat.tmdb_id.tolist(), strict=True):
+        lines.append(f"{mid},{imdb:07d},{tmdb if tmdb >= 0 else ''}\n")
+    path.write_text("".join(lines), encoding="utf-8")
