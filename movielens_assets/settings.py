@@ -6,11 +6,14 @@ Every variable read here is listed in `.env.example`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DATASET = "synthetic-small"
 DEFAULT_GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
+DEFAULT_TMDB_BASE_URL = "https://api.themoviedb.org/3"
+DEFAULT_TMDB_REFRESH_CRON = "0 9 * * *"  # daily, 09:00 UTC (after TMDb's daily id export)
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,35 @@ class Settings:
     """DuckDB `memory_limit` for heavy queries (`MOVIELENS_DUCKDB_MEMORY_LIMIT`, e.g. `8GB`)."""
     duckdb_threads: int | None
     """DuckDB thread count (`MOVIELENS_DUCKDB_THREADS`); default: all cores."""
+    # -- TMDb enrichment (docs/TMDB.md) --
+    tmdb_read_access_token: str | None = field(default=None, repr=False)
+    """TMDb API read access token (`TMDB_API_READ_ACCESS_TOKEN`, sent as Bearer; preferred). Secret."""
+    tmdb_api_key: str | None = field(default=None, repr=False)
+    """TMDb v3 API key (`TMDB_API_KEY`, sent as the api_key query parameter). Secret."""
+    tmdb_base_url: str = DEFAULT_TMDB_BASE_URL
+    """TMDb API root (`TMDB_BASE_URL`); tests and staging point it at a local server."""
+    tmdb_language: str = "en-US"
+    """`language` of the movie requests (`TMDB_LANGUAGE`)."""
+    tmdb_max_connections: int = 20
+    """Concurrent connections of the crawler (`TMDB_MAX_CONNECTIONS`)."""
+    tmdb_rate_limit_per_s: float = 35.0
+    """Requests per second the crawler never exceeds (`TMDB_RATE_LIMIT_PER_S`)."""
+    tmdb_timeout_s: float = 30.0
+    """Per-request timeout in seconds (`TMDB_TIMEOUT_S`)."""
+    tmdb_required: bool = False
+    """`TMDB_REQUIRED=1`: missing credentials / links fail the run instead of an empty enrichment."""
+    tmdb_max_age_days: float | None = None
+    """`TMDB_MAX_AGE_DAYS`: a crawl also re-fetches payloads older than this (default: never; the
+    changes-feed refresh keeps them current)."""
+    tmdb_refresh_cron: str = DEFAULT_TMDB_REFRESH_CRON
+    """Cron (UTC) of `tmdb_refresh_schedule` (`TMDB_REFRESH_CRON`)."""
+    secrets_from_env: bool = False
+    """True when the settings were read from the process environment: the TMDb secrets then reach
+    Dagster as `dg.EnvVar`s (resolved at launch, shown by name only in the UI and run storage)."""
+
+    @property
+    def tmdb_has_credentials(self) -> bool:
+        return bool(self.tmdb_read_access_token or self.tmdb_api_key)
 
 
 def _optional_int(name: str, value: str | None) -> int | None:
@@ -43,6 +75,33 @@ def _int_or(name: str, value: str | None, default: int) -> int:
     return default if parsed is None else parsed
 
 
+def _optional_float(name: str, value: str | None) -> float | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be a number, got {value!r}") from exc
+
+
+def _float_or(name: str, value: str | None, default: float) -> float:
+    parsed = _optional_float(name, value)
+    return default if parsed is None else parsed
+
+
+def _bool(name: str, value: str | None) -> bool:
+    text = (value or "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"environment variable {name} must be 1/0 (true/false, yes/no, on/off), got {value!r}")
+
+
+def _secret(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Read the settings from `environ` (default: the process environment)."""
     env = os.environ if environ is None else environ
@@ -54,4 +113,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         grouplens_url=(env.get("MOVIELENS_GROUPLENS_URL") or DEFAULT_GROUPLENS_URL).rstrip("/"),
         duckdb_memory_limit=(env.get("MOVIELENS_DUCKDB_MEMORY_LIMIT") or None),
         duckdb_threads=_optional_int("MOVIELENS_DUCKDB_THREADS", env.get("MOVIELENS_DUCKDB_THREADS")),
+        tmdb_read_access_token=_secret(env.get("TMDB_API_READ_ACCESS_TOKEN")),
+        tmdb_api_key=_secret(env.get("TMDB_API_KEY")),
+        tmdb_base_url=(env.get("TMDB_BASE_URL") or DEFAULT_TMDB_BASE_URL).strip().rstrip("/"),
+        tmdb_language=(env.get("TMDB_LANGUAGE") or "en-US").strip(),
+        tmdb_max_connections=_int_or("TMDB_MAX_CONNECTIONS", env.get("TMDB_MAX_CONNECTIONS"), 20),
+        tmdb_rate_limit_per_s=_float_or("TMDB_RATE_LIMIT_PER_S", env.get("TMDB_RATE_LIMIT_PER_S"), 35.0),
+        tmdb_timeout_s=_float_or("TMDB_TIMEOUT_S", env.get("TMDB_TIMEOUT_S"), 30.0),
+        tmdb_required=_bool("TMDB_REQUIRED", env.get("TMDB_REQUIRED")),
+        tmdb_max_age_days=_optional_float("TMDB_MAX_AGE_DAYS", env.get("TMDB_MAX_AGE_DAYS")),
+        tmdb_refresh_cron=(env.get("TMDB_REFRESH_CRON") or DEFAULT_TMDB_REFRESH_CRON).strip(),
+        secrets_from_env=environ is None or environ is os.environ,
     )

@@ -33,3 +33,29 @@ def test_code_location_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_tmdb_group_assets_checks_resource_job_and_schedule():
+    from movielens_assets.core.tmdb.star import STAR_TABLES
+
+    graph = definitions.defs.resolve_asset_graph()
+    tmdb = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "tmdb"}
+    assert tmdb == {"tmdb_raw", *STAR_TABLES}
+    assert {"tmdb_movie", "tmdb_person", "tmdb_genre", "tmdb_cast", "tmdb_crew", "movie_tmdb"} <= tmdb
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey("tmdb_raw")).parent_keys} == {"links", "movielens_raw"}
+    assert dg.AssetKey("tmdb_raw") in graph.get(dg.AssetKey("tmdb_cast")).parent_keys
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    for table in STAR_TABLES:
+        assert {(table, "primary_key_unique"), (table, "schema_matches")} <= checks
+    assert {("tmdb_cast", "foreign_keys_resolve"), ("movie_tmdb", "coverage"), ("movie_tmdb", "consistency")} <= checks
+    assert graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey("tmdb_cast"), "foreign_keys_resolve")).blocking
+    assert "tmdb" in definitions.defs.resources
+
+    schedule = definitions.defs.resolve_schedule_def("tmdb_refresh_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "tmdb_refresh_job" and schedule.execution_timezone == "UTC"
+    from movielens_assets.settings import load_settings
+
+    assert schedule.cron_schedule == load_settings().tmdb_refresh_cron  # TMDB_REFRESH_CRON, default daily 09:00
+    job = definitions.defs.resolve_job_def("tmdb_refresh_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == tmdb
