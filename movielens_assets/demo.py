@@ -33,20 +33,21 @@ def run(selection: str | None = None) -> dg.ExecuteInProcessResult:
     if selection:
         job = job.get_subset(asset_selection=set(dg.AssetSelection.from_string(selection).resolve(
             defs.resolve_asset_graph())))
-    return job.execute_in_process(instance=_instance(), raise_on_error=False)
+    # INFO, not DEBUG: asset logs (counts, rates) without every engine event.
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    return job.execute_in_process(run_config=run_config, instance=_instance(), raise_on_error=False)
 
 
 def summary(result: dg.ExecuteInProcessResult) -> str:
     settings = load_settings()
     lines = ["", "=" * 72, f"movielens-rec demo — dataset {settings.dataset}", f"data lake: {settings.data_dir}", ""]
-    for event in result.get_asset_materialization_events():
-        mat = event.step_materialization_data.materialization
-        md = mat.metadata
-        rows = md.get("dagster/row_count")
-        path = md.get("path")
-        key = mat.asset_key.to_user_string()
+    mats = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
+    width = max((len(m.asset_key.to_user_string()) for m in mats), default=0)
+    for mat in mats:
+        rows = mat.metadata.get("dagster/row_count")
+        path = mat.metadata.get("path")
         row_txt = f"{rows.value:>12,} rows" if rows is not None else " " * 17
-        lines.append(f"  {key:<16} {row_txt}  {path.value if path is not None else ''}")
+        lines.append(f"  {mat.asset_key.to_user_string():<{width}} {row_txt}  {path.value if path is not None else ''}")
     checks = result.get_asset_check_evaluations()
     failed = [c for c in checks if not c.passed]
     lines.append("")
