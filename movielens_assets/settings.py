@@ -61,27 +61,26 @@ class Settings:
         return bool(self.tmdb_read_access_token or self.tmdb_api_key)
 
 
-def _optional_int(name: str, value: str | None) -> int | None:
+def _optional_number(name: str, value: str | None, kind: type, what: str):
     if value is None or value.strip() == "":
         return None
     try:
-        return int(value)
+        return kind(value)
     except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from exc
+        raise ValueError(f"environment variable {name} must be {what}, got {value!r}") from exc
+
+
+def _optional_int(name: str, value: str | None) -> int | None:
+    return _optional_number(name, value, int, "an integer")
+
+
+def _optional_float(name: str, value: str | None) -> float | None:
+    return _optional_number(name, value, float, "a number")
 
 
 def _int_or(name: str, value: str | None, default: int) -> int:
     parsed = _optional_int(name, value)
     return default if parsed is None else parsed
-
-
-def _optional_float(name: str, value: str | None) -> float | None:
-    if value is None or value.strip() == "":
-        return None
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be a number, got {value!r}") from exc
 
 
 def _float_or(name: str, value: str | None, default: float) -> float:
