@@ -1,0 +1,1 @@
+"""Recall channels behind one batch interface (`base.BaseRecall`) and their merge."""
