@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from movielens_assets.core.data import quality
 from movielens_assets.core.data.atomic import atomic_path
-from movielens_assets.core.data.duck import sql_str
+from movielens_assets.core.data.duck import parquet_row_count, sql_str
 from movielens_assets.core.data.errors import DataValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -203,11 +203,8 @@ def _locate(spec: CsvTable, csv_path: Path, where: str, columns: str) -> list[tu
         con.close()
 
 
-def _validate(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, parquet: Path, rows: int) -> None:
-    if rows == 0 and not spec.allow_empty:
-        raise DataValidationError(
-            f"{csv_path}: no data rows after the header; the {spec.name} table must not be empty"
-        )
+def _explain_row_violations(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, parquet: Path) -> None:
+    """Error path: name the offending lines of NULL required fields or off-domain ratings."""
     nulls = quality.null_values(con, parquet, list(spec.not_null))
     if not nulls.ok:
         cols = [c for c, n in nulls.examples[0].items() if n]
@@ -221,12 +218,21 @@ def _validate(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, pa
     if spec.name == "ratings":
         dom = quality.rating_domain(con, parquet)
         if not dom.ok:
-            bad = "rating < 0.5 OR rating > 5.0 OR rating * 2 <> round(rating * 2)"
-            lines = _locate(spec, csv_path, bad, "rating")
+            lines = _locate(spec, csv_path, quality.BAD_RATING_SQL, "rating")
             shown = "; ".join(f"line {line}: rating={r}" for line, r in lines)
             raise DataValidationError(
                 f"{csv_path}: {dom.count} rating(s) outside {quality.RATING_DOMAIN_TEXT} ({shown})"
             )
+
+
+def _validate(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, parquet: Path, rows: int) -> None:
+    if rows == 0 and not spec.allow_empty:
+        raise DataValidationError(
+            f"{csv_path}: no data rows after the header; the {spec.name} table must not be empty"
+        )
+    is_ratings = spec.name == "ratings"
+    if quality.any_violation(con, parquet, list(spec.not_null), rating=is_ratings):
+        _explain_row_violations(con, spec, csv_path, parquet)
     if spec.unique:
         dup = quality.duplicate_keys(con, parquet, list(spec.unique))
         if not dup.ok:
@@ -271,7 +277,7 @@ def ingest_csv(
         with atomic_path(out_path) as tmp:
             _copy(con, query, tmp, {**kv, "movielens.source_file": csv_path.name}, csv_path)
             _raise_rejects(con, spec, csv_path, rejects)
-            rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_str(tmp)})").fetchone()[0]
+            rows = parquet_row_count(con, tmp)
             _validate(con, spec, csv_path, tmp, rows)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {rejects}_errors")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import duckdb
 
 RATING_DOMAIN_TEXT = "{0.5, 1.0, 1.5, ..., 5.0} (half stars)"
+BAD_RATING_SQL = "rating IS NOT NULL AND (rating < 0.5 OR rating > 5.0 OR rating * 2 <> round(rating * 2))"
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def null_values(
 
 
 def rating_domain(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], examples: int = 5) -> Violation:
-    bad = "rating IS NOT NULL AND (rating < 0.5 OR rating > 5.0 OR rating * 2 <> round(rating * 2))"
+    bad = BAD_RATING_SQL
     n = con.execute(f"SELECT count(*) FROM {_src(path)} WHERE {bad}").fetchone()[0]
     ex = (
         _rows(con, f"SELECT user_id, movie_id, rating FROM {_src(path)} WHERE {bad} LIMIT {examples}")
@@ -96,6 +97,17 @@ def orphan_references(
     n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
     ex = _rows(con, f"{sql} ORDER BY 1 LIMIT {examples}") if n else []
     return Violation(f"every {key} present in the parent table", int(n), ex)
+
+
+def any_violation(
+    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], not_null: list[str], rating: bool
+) -> bool:
+    """One scan: is any of `not_null` NULL somewhere, or (with `rating`) any rating off the domain?
+    The fast path of ingestion; the detailed rules above only run when this says yes."""
+    conds = [f"{c} IS NULL" for c in not_null] + ([f"({BAD_RATING_SQL})"] if rating else [])
+    if not conds:
+        return False
+    return bool(con.execute(f"SELECT count(*) FROM {_src(path)} WHERE {' OR '.join(conds)}").fetchone()[0])
 
 
 def describe(v: Violation) -> str:
