@@ -53,7 +53,7 @@ def _check(
 a = ingest_assets
 ingest_checks = [
     _check(a.ratings, "unique_user_movie", "Each (user_id, movie_id) pair is rated at most once.",
-           lambda lake, con: quality.duplicate_keys(con, lake.processed("ratings"), ["user_id", "movie_id"])),
+           lambda lake, con: quality.duplicate_pairs(con, lake.processed("ratings"), "user_id", "movie_id")),
     _check(a.ratings, "rating_domain", f"Every rating is in {quality.RATING_DOMAIN_TEXT}.",
            lambda lake, con: quality.rating_domain(con, lake.processed("ratings"))),
     _check(a.ratings, "no_null_ids", "user_id, movie_id, rating and timestamp are never NULL.",

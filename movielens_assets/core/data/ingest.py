@@ -234,7 +234,11 @@ def _validate(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, pa
     if quality.any_violation(con, parquet, list(spec.not_null), rating=is_ratings):
         _explain_row_violations(con, spec, csv_path, parquet)
     if spec.unique:
-        dup = quality.duplicate_keys(con, parquet, list(spec.unique))
+        dup = (
+            quality.duplicate_pairs(con, parquet, *spec.unique)
+            if len(spec.unique) == 2
+            else quality.duplicate_keys(con, parquet, list(spec.unique))
+        )
         if not dup.ok:
             key_cols = list(spec.unique)
             first = dup.examples[0]

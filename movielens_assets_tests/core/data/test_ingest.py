@@ -166,3 +166,27 @@ def test_failure_keeps_previous_output_and_leaves_no_temp_file(con, tmp_path):
         run(con, tmp_path, "ratings")
     assert good.path.read_bytes() == before
     assert sorted(p.name for p in good.path.parent.iterdir()) == ["ratings.parquet"]
+
+
+def test_duplicate_pairs_fast_path_and_unsorted_fallback(con, tmp_path):
+    """The streaming check finds duplicates across batch boundaries and falls back on unsorted files."""
+    from movielens_assets.core.data import quality
+
+    def write_pairs(name: str, pairs: list[tuple[int, int]]) -> Path:
+        path = tmp_path / name
+        values = ", ".join(f"({u}, {m})" for u, m in pairs)
+        con.execute(f"COPY (SELECT col0::INTEGER AS user_id, col1::INTEGER AS movie_id FROM (VALUES {values})) "
+                    f"TO '{path}' (FORMAT parquet)")
+        return path
+
+    sorted_ok = write_pairs("ok.parquet", [(1, 5), (1, 6), (2, 5), (2, 7), (2, 6), (3, 5)])
+    assert quality.duplicate_pairs(con, sorted_ok, "user_id", "movie_id", batch_rows=2).ok
+    # user 2 spans the batch boundary (batches of 2 rows): (2, 5) appears in two different batches
+    sorted_dup = write_pairs("dup.parquet", [(1, 5), (2, 5), (2, 7), (2, 5), (3, 1)])
+    v = quality.duplicate_pairs(con, sorted_dup, "user_id", "movie_id", batch_rows=2)
+    assert v.count == 1 and v.examples[0]["user_id"] == 2 and v.examples[0]["movie_id"] == 5
+    unsorted_dup = write_pairs("unsorted.parquet", [(2, 5), (1, 5), (2, 5)])
+    assert quality.duplicate_pairs(con, unsorted_dup, "user_id", "movie_id", batch_rows=2).count == 1
+    # packing (user << 32 | movie as uint32) must not make distinct pairs collide, negative ids included
+    neg = write_pairs("neg.parquet", [(1, -1), (1, 2147483647), (2, -1)])
+    assert quality.duplicate_pairs(con, neg, "user_id", "movie_id").ok
