@@ -36,7 +36,8 @@ def _child(method: str, csv_dir: Path, out: Path) -> dict:
     if method == "ours":
         from movielens_assets.core.data import duck, ingest
 
-        con = duck.connect(temp_dir=out.parent / "spill")
+        # the same configuration as the `ratings` asset (DataLake.duckdb with the ingest memory bound)
+        con = duck.connect(memory_limit=ingest.DEFAULT_MEMORY_LIMIT, temp_dir=out.parent / "spill")
         ingest.ingest_csv(con, ingest.RATINGS, csv_dir, out, dataset="bench")
     elif method == "duckdb-copy":
         import duckdb

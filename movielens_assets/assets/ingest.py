@@ -4,7 +4,7 @@
 import dagster as dg
 
 from movielens_assets.assets._metadata import parquet_table_metadata
-from movielens_assets.core.data.ingest import TABLES, CsvTable, ingest_csv
+from movielens_assets.core.data.ingest import DEFAULT_MEMORY_LIMIT, TABLES, CsvTable, ingest_csv
 from movielens_assets.resources import DataLake, MovieLensSource
 
 GROUP = "ingest"
@@ -37,7 +37,7 @@ def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
         description=f"{spec.filename} parsed, typed, sorted by ({spec.order_by}) and validated, as Parquet.",
     )
     def _asset(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource) -> dg.MaterializeResult:
-        con = lake.duckdb()
+        con = lake.duckdb(default_memory_limit=DEFAULT_MEMORY_LIMIT)
         try:
             result = ingest_csv(
                 con, spec, movielens.csv_dir(lake.raw_dir), lake.processed(spec.name), dataset=movielens.dataset

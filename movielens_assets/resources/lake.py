@@ -34,6 +34,20 @@ class DataLake(dg.ConfigurableResource):
         return self.root_path / "reports"
 
     @property
+    def recall_dir(self) -> Path:
+        """`recall/`: splits, per-channel and merged candidates."""
+        return self.root_path / "recall"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root_path / "models"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """`metrics/`: machine-readable evaluation results (JSON)."""
+        return self.root_path / "metrics"
+
+    @property
     def tmp_dir(self) -> Path:
         """Scratch space (DuckDB spill files); safe to delete between runs."""
         return self.root_path / ".tmp"
@@ -42,10 +56,15 @@ class DataLake(dg.ConfigurableResource):
         """`processed/<table>.parquet`."""
         return self.processed_dir / f"{table}.parquet"
 
-    def duckdb(self) -> "duckdb.DuckDBPyConnection":
-        """A DuckDB connection configured for this machine, spilling into `tmp_dir`."""
+    def duckdb(self, default_memory_limit: str | None = None) -> "duckdb.DuckDBPyConnection":
+        """A DuckDB connection configured for this machine, spilling into `tmp_dir`.
+
+        `MOVIELENS_DUCKDB_MEMORY_LIMIT` wins; else `default_memory_limit` (a step's own bound); else
+        DuckDB's default (80% of RAM)."""
         from movielens_assets.core.data.duck import connect
 
         return connect(
-            memory_limit=self.duckdb_memory_limit, threads=self.duckdb_threads, temp_dir=self.tmp_dir / "duckdb"
+            memory_limit=self.duckdb_memory_limit or default_memory_limit,
+            threads=self.duckdb_threads,
+            temp_dir=self.tmp_dir / "duckdb",
         )
