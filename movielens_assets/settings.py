@@ -13,6 +13,8 @@ DEFAULT_DATASET = "synthetic-small"
 DEFAULT_GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
 DEFAULT_TMDB_BASE_URL = "https://api.themoviedb.org/3"
 DEFAULT_TMDB_REFRESH_CRON = "0 9 * * *"  # daily, 09:00 UTC (after TMDb's daily id export)
+DEFAULT_EMBEDDING_API_BASE_URL = "https://api.openai.com/v1"
+_DEVICES = ("auto", "cpu", "cuda", "mps")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -52,6 +54,34 @@ class Settings:
     changes-feed refresh keeps them current)."""
     tmdb_refresh_cron: str = DEFAULT_TMDB_REFRESH_CRON
     """Cron (UTC) of `tmdb_refresh_schedule` (`TMDB_REFRESH_CRON`)."""
+    # -- text embeddings (docs/EMBEDDINGS.md) --
+    device: str = "auto"
+    """Torch device of every torch step (`MOVIELENS_DEVICE`: auto | cpu | cuda | cuda:N | mps)."""
+    embedding_backend: str = "sentence-transformers"
+    """`EMBEDDING_BACKEND`: `sentence-transformers` (local model) or `openai` (OpenAI-compatible API)."""
+    embedding_model: str | None = None
+    """`EMBEDDING_MODEL`: hub id (`BAAI/bge-m3`), local directory, or the API's model name; empty = the
+    packaged all-MiniLM-L6-v2 (offline) / `text-embedding-3-small` for the API."""
+    embedding_batch_size: int = 32
+    """Texts per forward pass of the local model (`EMBEDDING_BATCH_SIZE`)."""
+    embedding_max_seq_length: int | None = None
+    """Token limit per text of the local model (`EMBEDDING_MAX_SEQ_LENGTH`; empty = the model's own)."""
+    embedding_chunk_size: int = 2048
+    """Movies per stored embedding chunk (`EMBEDDING_CHUNK_SIZE`): what an interrupted run keeps."""
+    embedding_api_base_url: str = DEFAULT_EMBEDDING_API_BASE_URL
+    """OpenAI-compatible API root (`EMBEDDING_API_BASE_URL`); `/embeddings` is appended."""
+    embedding_api_key: str | None = field(default=None, repr=False)
+    """`EMBEDDING_API_KEY` (else `OPENAI_API_KEY`). Secret."""
+    embedding_api_key_env: str | None = None
+    """Which variable held the key (handed to Dagster as `dg.EnvVar(<name>)`)."""
+    embedding_api_dimensions: int | None = None
+    """`EMBEDDING_API_DIMENSIONS`: requested vector size (text-embedding-3-*); empty = the model's own."""
+    embedding_api_max_batch: int = 128
+    """Inputs per API request (`EMBEDDING_API_MAX_BATCH`; the provider's cap)."""
+    embedding_api_max_concurrency: int = 4
+    """API requests in flight (`EMBEDDING_API_MAX_CONCURRENCY`)."""
+    embedding_api_timeout_s: float = 60.0
+    """Per-request timeout of the API (`EMBEDDING_API_TIMEOUT_S`)."""
     secrets_from_env: bool = False
     """True when the settings were read from the process environment: the TMDb secrets then reach
     Dagster as `dg.EnvVar`s (resolved at launch, shown by name only in the UI and run storage)."""
@@ -97,6 +127,18 @@ def _bool(name: str, value: str | None) -> bool:
     raise ValueError(f"environment variable {name} must be 1/0 (true/false, yes/no, on/off), got {value!r}")
 
 
+def _choice(name: str, value: str | None, default: str, choices: tuple[str, ...], allow_cuda_index: bool = False
+            ) -> str:
+    text = (value or "").strip().lower() or default
+    aliases = {"openai-compatible": "openai", "st": "sentence-transformers", "sentence_transformers":
+               "sentence-transformers"}
+    text = aliases.get(text, text) if "openai" in choices else text
+    if text in choices or (allow_cuda_index and text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    extra = ", cuda:N" if allow_cuda_index else ""
+    raise ValueError(f"environment variable {name} must be one of {', '.join(choices)}{extra}; got {value!r}")
+
+
 def _secret(value: str | None) -> str | None:
     return (value or "").strip() or None
 
@@ -122,5 +164,21 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         tmdb_required=_bool("TMDB_REQUIRED", env.get("TMDB_REQUIRED")),
         tmdb_max_age_days=_optional_float("TMDB_MAX_AGE_DAYS", env.get("TMDB_MAX_AGE_DAYS")),
         tmdb_refresh_cron=(env.get("TMDB_REFRESH_CRON") or DEFAULT_TMDB_REFRESH_CRON).strip(),
+        device=_choice("MOVIELENS_DEVICE", env.get("MOVIELENS_DEVICE"), "auto", _DEVICES, allow_cuda_index=True),
+        embedding_backend=_choice("EMBEDDING_BACKEND", env.get("EMBEDDING_BACKEND"), "sentence-transformers",
+                                  ("sentence-transformers", "openai")),
+        embedding_model=(env.get("EMBEDDING_MODEL") or "").strip() or None,
+        embedding_batch_size=_int_or("EMBEDDING_BATCH_SIZE", env.get("EMBEDDING_BATCH_SIZE"), 32),
+        embedding_max_seq_length=_optional_int("EMBEDDING_MAX_SEQ_LENGTH", env.get("EMBEDDING_MAX_SEQ_LENGTH")),
+        embedding_chunk_size=_int_or("EMBEDDING_CHUNK_SIZE", env.get("EMBEDDING_CHUNK_SIZE"), 2048),
+        embedding_api_base_url=(env.get("EMBEDDING_API_BASE_URL") or DEFAULT_EMBEDDING_API_BASE_URL).strip().rstrip("/"),
+        embedding_api_key=_secret(env.get("EMBEDDING_API_KEY")) or _secret(env.get("OPENAI_API_KEY")),
+        embedding_api_key_env=("EMBEDDING_API_KEY" if _secret(env.get("EMBEDDING_API_KEY"))
+                               else "OPENAI_API_KEY" if _secret(env.get("OPENAI_API_KEY")) else None),
+        embedding_api_dimensions=_optional_int("EMBEDDING_API_DIMENSIONS", env.get("EMBEDDING_API_DIMENSIONS")),
+        embedding_api_max_batch=_int_or("EMBEDDING_API_MAX_BATCH", env.get("EMBEDDING_API_MAX_BATCH"), 128),
+        embedding_api_max_concurrency=_int_or("EMBEDDING_API_MAX_CONCURRENCY",
+                                              env.get("EMBEDDING_API_MAX_CONCURRENCY"), 4),
+        embedding_api_timeout_s=_float_or("EMBEDDING_API_TIMEOUT_S", env.get("EMBEDDING_API_TIMEOUT_S"), 60.0),
         secrets_from_env=environ is None or environ is os.environ,
     )
