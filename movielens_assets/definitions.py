@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from movielens_assets.assets import ingest, tmdb
+from movielens_assets.assets import features, ingest, recall, tmdb
 from movielens_assets.automation import build_tmdb_refresh_schedule, tmdb_refresh_job
+from movielens_assets.checks.features import feature_checks
 from movielens_assets.checks.ingest import ingest_checks
+from movielens_assets.checks.recall import recall_checks
 from movielens_assets.checks.tmdb import tmdb_checks
 from movielens_assets.resources import DataLake, MovieLensSource
+from movielens_assets.resources.device import TorchDevice
+from movielens_assets.resources.embedder import EmbedderResource
 from movielens_assets.resources.tmdb import TMDbResource
 from movielens_assets.settings import Settings, load_settings
 
@@ -43,6 +47,20 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             required=settings.tmdb_required,
             max_age_days=settings.tmdb_max_age_days,
         ),
+        "torch_device": TorchDevice(device=settings.device),
+        "embedder": EmbedderResource(
+            backend=settings.embedding_backend,
+            model=settings.embedding_model,
+            batch_size=settings.embedding_batch_size,
+            max_seq_length=settings.embedding_max_seq_length,
+            chunk_size=settings.embedding_chunk_size,
+            api_base_url=settings.embedding_api_base_url,
+            api_key=_secret(settings, settings.embedding_api_key_env or "EMBEDDING_API_KEY", settings.embedding_api_key),
+            api_dimensions=settings.embedding_api_dimensions,
+            api_max_batch=settings.embedding_api_max_batch,
+            api_max_concurrency=settings.embedding_api_max_concurrency,
+            api_timeout_s=settings.embedding_api_timeout_s,
+        ),
     }
 
 
@@ -50,8 +68,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """All assets, checks, resources, jobs and schedules; `settings` default to the environment."""
     settings = settings or load_settings()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, tmdb]),
-        asset_checks=[*ingest_checks, *tmdb_checks],
+        assets=dg.load_assets_from_modules([ingest, tmdb, features, recall]),
+        asset_checks=[*ingest_checks, *tmdb_checks, *feature_checks, *recall_checks],
         resources=build_resources(settings),
         jobs=[tmdb_refresh_job],
         schedules=[build_tmdb_refresh_schedule(settings.tmdb_refresh_cron)],

@@ -59,3 +59,19 @@ def test_tmdb_group_assets_checks_resource_job_and_schedule():
     assert schedule.cron_schedule == load_settings().tmdb_refresh_cron  # TMDB_REFRESH_CRON, default daily 09:00
     job = definitions.defs.resolve_job_def("tmdb_refresh_job")
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == tmdb
+
+
+def test_features_group_assets_blocking_checks_and_resources():
+    graph = definitions.defs.resolve_asset_graph()
+    features = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "features"}
+    assert {"item_text", "item_embeddings"} <= features
+    parents = {k.to_user_string() for k in graph.get(dg.AssetKey("item_text")).parent_keys}
+    assert {"movies", "tags", "tmdb_movie", "movie_tmdb", "tmdb_cast", "tmdb_crew", "tmdb_movie_keyword"} <= parents
+    assert "item_text" in {k.to_user_string() for k in graph.get(dg.AssetKey("item_embeddings")).parent_keys}
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    expected = {("item_text", "one_text_per_movie"), ("item_embeddings", "dimension_matches_model"),
+                ("item_embeddings", "no_nan"), ("item_embeddings", "unit_norm"), ("item_embeddings", "coverage")}
+    assert expected <= checks
+    for asset, name in expected:
+        assert graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey(asset), name)).blocking
+    assert {"embedder", "torch_device"} <= set(definitions.defs.resources)

@@ -1,0 +1,433 @@
+"""Group `recall`: splits -> one asset per recall channel -> merged candidates -> metrics.
+
+Adding a channel (two_tower, semantic, …) = one asset that calls `run_channel(...)` (or writes the
+same files with `write_channel_candidates`) and its name in `RECALL_CHANNELS`: `recall_candidates`
+merges, and `recall_metrics` evaluates, every channel whose candidate file exists.
+
+Files (`<data>/recall/`):
+  splits/<protocol>/{train,test}.parquet (+ valid for global_time), splits/<protocol>/ids/  (the IdMap)
+  candidates/<protocol>/<channel>.parquet   user_id, movie_id, rank (1-based), score — test users only
+  candidates/<protocol>/merged.parquet      + channels, channel_ranks, rank_<channel>
+and `<data>/models/recall/<protocol>/<channel>/` (fitted channels), `<data>/metrics/recall.{json,md}`.
+"""
+
+import inspect
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+
+from movielens_assets.assets import ingest
+from movielens_assets.assets._metadata import markdown_table
+from movielens_assets.core.evaluation.splits import PROTOCOLS, Split, load_split, write_splits
+from movielens_assets.core.recall.base import BaseRecall, IdMap
+from movielens_assets.resources import DataLake, MovieLensSource
+from movielens_assets.resources.device import TorchDevice
+
+GROUP = "recall"
+CANDIDATES_PER_CHANNEL = 200
+RECOMMEND_BATCH = 4096
+RECALL_CHANNELS: tuple[str, ...] = ("popularity", "itemcf", "two_tower", "semantic")
+"""Channels merged into `recall_candidates` (each has an asset named `<channel>_recall`)."""
+EXTRA_CHANNELS: tuple[str, ...] = ("popularity_recent",)
+"""Channels written and evaluated, but not merged."""
+MERGED = "merged"
+MERGE_DEFAULT = "quota"
+"""Chosen on measurements (docs/EVALUATION.md): `merged` is the quota merge (better Recall@20/@100 than
+RRF on synthetic-small last_n); `merged_rrf` is written and evaluated beside it."""
+TABLE_KS = (20, 100)
+
+
+def splits_dir(lake: DataLake) -> Path:
+    return lake.recall_dir / "splits"
+
+
+def candidates_path(lake: DataLake, protocol: str, channel: str) -> Path:
+    return lake.recall_dir / "candidates" / protocol / f"{channel}.parquet"
+
+
+def model_dir(lake: DataLake, protocol: str, channel: str) -> Path:
+    return lake.models_dir / "recall" / protocol / channel
+
+
+def candidates_table(ids: IdMap, users: np.ndarray, items: np.ndarray, scores: np.ndarray):
+    """Long Arrow table (user_id, movie_id, rank, score) in RAW ids from index-space top-k arrays."""
+    import pyarrow as pa
+
+    valid = items >= 0
+    rows, cols = np.nonzero(valid)
+    return pa.table({
+        "user_id": pa.array(ids.user_raw(np.asarray(users))[rows].astype(np.int32)),
+        "movie_id": pa.array(ids.item_raw(items[valid]).astype(np.int32)),
+        "rank": pa.array((cols + 1).astype(np.int32)),
+        "score": pa.array(np.asarray(scores, dtype=np.float32)[valid]),
+    })
+
+
+def write_parquet(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.data.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def write_channel_candidates(lake: DataLake, protocol: str, channel: str, split: Split, model: BaseRecall,
+                             k: int = CANDIDATES_PER_CHANNEL) -> dict[str, float]:
+    """Batch-recommend `k` items to every test user of `split`, write them; returns row count and users/s."""
+    users = split.test_user_index
+    start = time.perf_counter()
+    parts = [model.recommend(users[s : s + RECOMMEND_BATCH], k) for s in range(0, users.size, RECOMMEND_BATCH)]
+    seconds = time.perf_counter() - start
+    items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, k), np.int32)
+    scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.float32)
+    table = candidates_table(split.ids, users, items, scores)
+    write_parquet(table, candidates_path(lake, protocol, channel))
+    return {"rows": table.num_rows, "users_per_s": round(users.size / seconds, 1) if seconds else 0.0}
+
+
+ChannelFactory = Callable[[], BaseRecall] | Callable[[Split], BaseRecall]
+"""A channel factory: `make()` or, when it has a required positional parameter, `make(split)` (side inputs
+aligned with the protocol's IdMap, e.g. item embeddings, are built from the split)."""
+
+
+def _takes_split(make: Callable) -> bool:
+    """True when `make` has a required positional parameter (a class whose parameters all have defaults,
+    such as `PopularityRecall`, is called with no argument)."""
+    try:
+        params = inspect.signature(make).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.default is inspect.Parameter.empty
+               and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+               for p in params)
+
+
+def _training_curve(model: BaseRecall) -> dict[str, Any] | None:
+    """`model.training_log_` (loss per epoch, train seconds, device, …) when the channel has one."""
+    log = getattr(model, "training_log_", None)
+    if not log:
+        return None
+    out = dict(log)
+    losses = [float(x) for x in out.get("loss_per_epoch", [])]
+    out["loss_per_epoch"] = [round(x, 6) for x in losses]
+    if losses:
+        out["final_loss"] = round(losses[-1], 6)
+    return out
+
+
+def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dict[str, ChannelFactory]
+                ) -> dg.MaterializeResult:
+    """Fit each channel on every protocol's train split, save it, write its candidates for the test users.
+
+    A factory is called as `make(split)` when it takes a required positional parameter, else `make()`.
+    When a fitted model has a `training_log_` (e.g. two_tower), its training curve goes into the metadata:
+    `<protocol>/<channel>/loss_per_epoch` (JSON), `.../final_loss`, `.../train_seconds`, `.../device`."""
+    con = lake.duckdb()
+    stats: dict[str, dict] = {}
+    curves: dict[str, dict] = {}
+    try:
+        for protocol in PROTOCOLS:
+            split = load_split(con, splits_dir(lake) / protocol)
+            for name, make in channels.items():
+                start = time.perf_counter()
+                model = (make(split) if _takes_split(make) else make()).fit(split.train)
+                fit_s = time.perf_counter() - start
+                model.save(model_dir(lake, protocol, name))
+                out = write_channel_candidates(lake, protocol, name, split, model)
+                stats[f"{protocol}/{name}"] = {"fit_s": round(fit_s, 2), **out, "users": int(split.test_users.size)}
+                curve = _training_curve(model)
+                if curve is not None:
+                    curves[f"{protocol}/{name}"] = curve
+                    context.log.info(f"{name} [{protocol}]: loss per epoch {curve['loss_per_epoch']} "
+                                     f"({curve.get('train_seconds')}s on {curve.get('device')})")
+                context.log.info(f"{name} [{protocol}]: fit {fit_s:.1f}s, {out['rows']:,} candidates for "
+                                 f"{split.test_users.size:,} users ({out['users_per_s']:,.0f} users/s)")
+    finally:
+        con.close()
+    first = next(iter(channels))
+    metadata: dict[str, Any] = {
+        "stats": dg.MetadataValue.json(stats),
+        "dagster/row_count": sum(s["rows"] for s in stats.values()),
+        "path": dg.MetadataValue.path(str(candidates_path(lake, PROTOCOLS[0], first))),
+    }
+    for key, curve in curves.items():
+        metadata[f"{key}/loss_per_epoch"] = dg.MetadataValue.json(curve["loss_per_epoch"])
+        if "final_loss" in curve:
+            metadata[f"{key}/final_loss"] = float(curve["final_loss"])
+        if "train_seconds" in curve:
+            metadata[f"{key}/train_seconds"] = float(curve["train_seconds"])
+        if "device" in curve:
+            metadata[f"{key}/device"] = str(curve["device"])
+    if curves:
+        metadata["training_log"] = dg.MetadataValue.json(curves)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(group_name=GROUP, deps=[ingest.ratings], kinds={"duckdb", "parquet"})
+def splits(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
+    """Train / test per protocol: `last_n` (each user's last 3 interactions) and `global_time`
+    (80/10/10 global time cut), with the IdMap of each protocol built from its train file."""
+    con = lake.duckdb()
+    try:
+        counts = write_splits(con, lake.processed("ratings"), splits_dir(lake))
+    finally:
+        con.close()
+    for protocol, c in counts.items():
+        context.log.info(f"{protocol}: {c}")
+    return dg.MaterializeResult(metadata={
+        "counts": dg.MetadataValue.json(counts),
+        "last_n_test_users": counts["last_n"]["test_users"],
+        "global_time_test_users": counts["global_time"]["test_users"],
+        "path": dg.MetadataValue.path(str(splits_dir(lake))),
+    })
+
+
+class PopularityConfig(dg.Config):
+    recent_window_days: float = 90.0
+    """Window (before the last training timestamp) of the `popularity_recent` variant."""
+
+
+@dg.asset(group_name=GROUP, deps=[splits], kinds={"numpy", "parquet"})
+def popularity_recall(context: dg.AssetExecutionContext, config: PopularityConfig, lake: DataLake
+                      ) -> dg.MaterializeResult:
+    """Most popular unseen items: overall (`popularity`) and within a recent window (`popularity_recent`)."""
+    from movielens_assets.core.recall.popularity import PopularityRecall
+
+    return run_channel(context, lake, {
+        "popularity": PopularityRecall,
+        "popularity_recent": lambda: PopularityRecall(window_days=config.recent_window_days),
+    })
+
+
+class ItemCFConfig(dg.Config):
+    max_history: int = 200
+    window: int = 50
+    time_decay_days: float | None = 30.0
+    n_neighbors: int = 100
+    n_recent: int = 20
+    recency: float = 0.9
+
+
+@dg.asset(group_name=GROUP, deps=[splits], kinds={"numpy", "parquet"})
+def itemcf_recall(context: dg.AssetExecutionContext, config: ItemCFConfig, lake: DataLake) -> dg.MaterializeResult:
+    """Item-item co-occurrence (inverse user activity, truncated histories, time decay), top-N neighbours."""
+    from movielens_assets.core.recall.itemcf import ItemCFParams, ItemCFRecall
+
+    params = ItemCFParams(**config.model_dump())
+    return run_channel(context, lake, {"itemcf": lambda: ItemCFRecall(params)})
+
+
+def _item_embeddings(lake: DataLake) -> tuple[np.ndarray, np.ndarray, dict] | None:
+    """The current item embeddings — the vectors of the model recorded in the store's manifest (written by
+    the last `item_embeddings` run) for the current item texts — or None when none are stored."""
+    from movielens_assets.assets.features import features_dir
+    from movielens_assets.core.text.store import load_item_embeddings
+
+    try:
+        movie_ids, vectors, manifest = load_item_embeddings(features_dir(lake))
+    except FileNotFoundError:
+        return None
+    if not len(movie_ids):
+        return None
+    return movie_ids, vectors, manifest
+
+
+class TwoTowerAssetConfig(dg.Config):
+    """Run config of `two_tower_recall` (defaults sized for synthetic-small on a 2-core CPU)."""
+
+    epochs: int = 2
+    dim: int = 64
+    hidden: int = 128
+    history_len: int = 20
+    batch_size: int = 1024
+    temperature: float = 0.05
+    lr: float = 3e-3
+    num_threads: int | None = 1
+    """torch intra-op threads during fit (1: measured fastest on a shared 2-core box; None: torch's setting)."""
+    use_item_embeddings: bool = True
+    """Feed the stored item embeddings to the item tower when there are any (soft: trains without them)."""
+    seed: int = 0
+
+
+@dg.asset(group_name=GROUP, deps=[splits, ingest.movies], kinds={"pytorch", "faiss", "parquet"})
+def two_tower_recall(context: dg.AssetExecutionContext, config: TwoTowerAssetConfig, lake: DataLake,
+                     torch_device: TorchDevice) -> dg.MaterializeResult:
+    """Two-tower retrieval (in-batch softmax, logQ correction) with genre / year side features and, when
+    the embedding store has vectors for the current model, the items' semantic embeddings."""
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.recall.semantic import align_embeddings
+    from movielens_assets.core.recall.two_tower import TwoTowerConfig, TwoTowerRecall, item_features_from_movies
+
+    device = torch_device.resolve()
+    tt_config = TwoTowerConfig(dim=config.dim, hidden=config.hidden, history_len=config.history_len,
+                               epochs=config.epochs, batch_size=config.batch_size, temperature=config.temperature,
+                               lr=config.lr, num_threads=config.num_threads, seed=config.seed)
+    movies = pq.read_table(lake.processed("movies"), columns=["movie_id", "year", "genres"])
+    movie_ids = movies.column("movie_id").to_numpy().astype(np.int64)
+    years, genres = movies.column("year").to_pylist(), movies.column("genres").to_pylist()
+    embeddings = _item_embeddings(lake) if config.use_item_embeddings else None
+    if embeddings is None:
+        context.log.info("two_tower: no stored item embeddings used: the item tower uses ids, genres, year, popularity")
+    else:
+        context.log.info(f"two_tower: item embeddings of {embeddings[2].get('model')} "
+                         f"({embeddings[1].shape[1]}-d, {len(embeddings[0]):,} movies)")
+
+    def make(split: Split) -> TwoTowerRecall:
+        multi_hot, item_years, _vocab = item_features_from_movies(split.ids, movie_ids, years, genres)
+        emb = mask = None
+        if embeddings is not None:
+            emb, mask = align_embeddings(split.ids, embeddings[0], embeddings[1])
+        return TwoTowerRecall(tt_config, item_genres=multi_hot, item_years=item_years, item_embeddings=emb,
+                              item_embedding_mask=mask, device=device)
+
+    result = run_channel(context, lake, {"two_tower": make})
+    metadata = dict(result.metadata or {})
+    metadata.update({"device": device, "config": dg.MetadataValue.json(tt_config.to_dict()),
+                     "item_embeddings": embeddings[2].get("model") if embeddings is not None else "none"})
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class SemanticAssetConfig(dg.Config):
+    recent: int = 20
+    recency_decay: float = 0.85
+    neighbours: int = 100
+
+
+@dg.asset(group_name=GROUP, deps=[splits, "item_embeddings"], kinds={"faiss", "parquet"})
+def semantic_recall(context: dg.AssetExecutionContext, config: SemanticAssetConfig, lake: DataLake
+                    ) -> dg.MaterializeResult:
+    """Nearest neighbours, in the item-embedding space, of each user's recent items (cold items included)."""
+    from movielens_assets.core.recall.semantic import SemanticConfig, SemanticRecall, align_embeddings
+
+    embeddings = _item_embeddings(lake)
+    if embeddings is None:
+        raise dg.Failure(description=(
+            "semantic_recall: no item embeddings are stored (features/item_embeddings/ has no manifest or no "
+            "vector for the current item texts): materialize `item_text` and `item_embeddings` first"))
+    movie_ids, vectors, manifest = embeddings
+    sem_config = SemanticConfig(recent=config.recent, recency_decay=config.recency_decay,
+                                neighbours=config.neighbours)
+    context.log.info(f"semantic: {manifest.get('model')} ({vectors.shape[1]}-d, {len(movie_ids):,} movies)")
+
+    def make(split: Split) -> SemanticRecall:
+        emb, has = align_embeddings(split.ids, movie_ids, vectors)
+        return SemanticRecall(emb, has, sem_config)
+
+    result = run_channel(context, lake, {"semantic": make})
+    metadata = dict(result.metadata or {})
+    metadata.update({"model": str(manifest.get("model")), "dim": int(vectors.shape[1]),
+                     "embedded_movies": len(movie_ids)})
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class MergeConfig(dg.Config):
+    size: int = 200
+    rrf_k: float = 60.0
+
+
+@dg.asset(group_name=GROUP, deps=[f"{c}_recall" for c in RECALL_CHANNELS], kinds={"duckdb", "parquet"})
+def recall_candidates(context: dg.AssetExecutionContext, config: MergeConfig, lake: DataLake) -> dg.MaterializeResult:
+    """Per test user: the channels' lists merged (quota; RRF beside it), de-duplicated, with provenance."""
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.recall.merge import METHODS, merge_candidates
+
+    stats: dict[str, dict] = {}
+    for protocol in PROTOCOLS:
+        present = {c: candidates_path(lake, protocol, c) for c in RECALL_CHANNELS
+                   if candidates_path(lake, protocol, c).exists()}
+        missing = sorted(set(RECALL_CHANNELS) - set(present))
+        if missing:
+            context.log.warning(f"[{protocol}] no candidates yet for {missing}: merged without them")
+        tables = {c: pq.read_table(p, columns=["user_id", "movie_id", "rank", "score"]) for c, p in present.items()}
+        for method in METHODS:
+            name = MERGED if method == MERGE_DEFAULT else f"{MERGED}_{method}"
+            merged = merge_candidates(tables, method=method, size=config.size, rrf_k=config.rrf_k)
+            write_parquet(merged, candidates_path(lake, protocol, name))
+            stats[f"{protocol}/{name}"] = {"rows": merged.num_rows, "channels": list(present)}
+    return dg.MaterializeResult(metadata={
+        "stats": dg.MetadataValue.json(stats),
+        "method": MERGE_DEFAULT,
+        "dagster/row_count": stats[f"{PROTOCOLS[0]}/{MERGED}"]["rows"],
+        "path": dg.MetadataValue.path(str(candidates_path(lake, PROTOCOLS[0], MERGED))),
+    })
+
+
+def _evaluated_channels(lake: DataLake, protocol: str) -> list[str]:
+    """Known channels whose candidate file exists (a stale file of an unknown name is ignored)."""
+    from movielens_assets.core.recall.merge import METHODS
+
+    merged = [MERGED] + [f"{MERGED}_{m}" for m in METHODS if m != MERGE_DEFAULT]
+    return [c for c in (*RECALL_CHANNELS, *EXTRA_CHANNELS, *merged) if candidates_path(lake, protocol, c).exists()]
+
+
+def metrics_markdown(report: dict) -> str:
+    cols = ["protocol", "channel", "users"]
+    for k in TABLE_KS:
+        cols += [f"HR@{k}", f"Recall@{k} [95% CI]", f"NDCG@{k}"]
+    cols += ["Recall@20 (rating≥4)", "coverage@100", "avg pop@20"]
+    rows = []
+    for protocol, body in report["protocols"].items():
+        for channel, m in body["channels"].items():
+            row = [protocol, channel, m["users"]]
+            for k in TABLE_KS:
+                lo, hi = m[f"recall@{k}_ci"]
+                row += [f"{m[f'hr@{k}']:.4f}", f"{m[f'recall@{k}']:.4f} [{lo:.4f}, {hi:.4f}]", f"{m[f'ndcg@{k}']:.4f}"]
+            row += [f"{m['recall@20_liked']:.4f}", f"{m['coverage@100']:.4f}", f"{m['avg_popularity@20']:.1f}"]
+            rows.append(tuple(row))
+    return markdown_table(cols, rows)
+
+
+class MetricsConfig(dg.Config):
+    n_boot: int = 1000
+    seed: int = 0
+
+
+@dg.asset(group_name=GROUP, deps=[recall_candidates], kinds={"numpy", "json"})
+def recall_metrics(context: dg.AssetExecutionContext, config: MetricsConfig, lake: DataLake,
+                   movielens: MovieLensSource) -> dg.MaterializeResult:
+    """HR / Recall / NDCG @ 10, 20, 50, 100 (+ bootstrap 95% CI), coverage and popularity of every
+    channel and the merged list, over ALL test users of both protocols -> `metrics/recall.json`."""
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.data.atomic import atomic_write_text
+    from movielens_assets.core.evaluation.metrics import KS, evaluate, rec_matrix_from_ranks
+
+    report: dict = {"dataset": movielens.dataset, "relevance": "any test interaction; *_liked: rating >= 4",
+                    "ks": list(KS), "candidates_per_channel": CANDIDATES_PER_CHANNEL, "protocols": {}}
+    con = lake.duckdb()
+    try:
+        for protocol in PROTOCOLS:
+            split = load_split(con, splits_dir(lake) / protocol)
+            popularity = (split.ids.item_ids, split.item_popularity())
+            channels: dict[str, dict] = {}
+            for channel in _evaluated_channels(lake, protocol):
+                cand = pq.read_table(candidates_path(lake, protocol, channel), columns=["user_id", "movie_id", "rank"])
+                rec = rec_matrix_from_ranks(split.test_users, cand["user_id"].to_numpy().astype(np.int64),
+                                            cand["movie_id"].to_numpy().astype(np.int64),
+                                            cand["rank"].to_numpy(), max(KS))
+                channels[channel] = evaluate(
+                    rec, split.test_users, split.test_user_ids, split.test_movie_ids, split.test_ratings,
+                    item_popularity=popularity, n_catalogue=split.ids.n_items, n_boot=config.n_boot, seed=config.seed,
+                )
+            report["protocols"][protocol] = {"users": int(split.test_users.size), "channels": channels}
+    finally:
+        con.close()
+    table = metrics_markdown(report)
+    path = lake.metrics_dir / "recall.json"
+    atomic_write_text(path, json.dumps(report, indent=2))
+    atomic_write_text(lake.metrics_dir / "recall.md", table)
+    context.log.info(f"recall metrics ({movielens.dataset}) written to {path}\n{table}")
+    metadata: dict = {"table": dg.MetadataValue.md(table), "path": dg.MetadataValue.path(str(path))}
+    for protocol, body in report["protocols"].items():
+        metadata[f"{protocol}_users"] = body["users"]
+        for channel, m in body["channels"].items():
+            metadata[f"{protocol}/{channel}/recall@20"] = round(m["recall@20"], 5)
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,152 @@
+"""Train / test splits of the ratings table, in DuckDB (no Python loop over ratings).
+
+Two protocols (see docs/EVALUATION.md):
+
+- `last_n` (primary): each user's last `n` interactions by time (ties broken by movie_id, the
+  table's own order) are TEST, the rest TRAIN. A user goes to test only if they keep at least
+  `min_train` interactions in train (i.e. has >= n + min_train interactions); users with fewer
+  stay train-only (they still shape the model, they are not evaluated). Every test interaction of
+  a user is at or after every train interaction of that user.
+- `global_time`: one global cut by timestamp: the earliest 80% of interactions (by time) are TRAIN,
+  the next 10% VALID, the last 10% TEST. The cuts are TIMESTAMPS (quantiles), so nothing in train is
+  later than anything in valid / test. Evaluated users: users with test interactions who are known in
+  train (the IdMap); items unseen in training stay in the test set (they count as misses: an honest
+  denominator).
+
+Each protocol directory holds `train.parquet`, `test.parquet` (+ `valid.parquet` for global_time)
+with the ratings schema, and `ids/` — the ONE IdMap of that protocol, built from its train file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from movielens_assets.core.data.atomic import atomic_path
+from movielens_assets.core.data.duck import sql_str
+from movielens_assets.core.recall.base import IdMap, Interactions
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+PROTOCOLS = ("last_n", "global_time")
+COLUMNS = "user_id, movie_id, rating, timestamp"
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
+    with atomic_path(path) as tmp:
+        con.execute(f"COPY ({query}) TO {sql_str(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+    (n,) = con.execute(f"SELECT count(*) FROM read_parquet({sql_str(path)})").fetchone()
+    return int(n)
+
+
+def _write_ids(con: duckdb.DuckDBPyConnection, train: Path, directory: Path) -> IdMap:
+    users = con.execute(f"SELECT DISTINCT user_id FROM read_parquet({sql_str(train)})").fetchnumpy()["user_id"]
+    items = con.execute(f"SELECT DISTINCT movie_id FROM read_parquet({sql_str(train)})").fetchnumpy()["movie_id"]
+    ids = IdMap.from_train(users, items)
+    ids.save(directory / "ids")
+    return ids
+
+
+def split_last_n(
+    con: duckdb.DuckDBPyConnection, ratings: Path, out_dir: Path, *, n: int = 3, min_train: int = 1
+) -> dict[str, int]:
+    """Write `out_dir/{train,test}.parquet` and `out_dir/ids/`; returns row / user counts."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _ranked AS
+        SELECT {COLUMNS},
+               row_number() OVER (PARTITION BY user_id ORDER BY timestamp DESC, movie_id DESC) AS pos_from_end,
+               count(*) OVER (PARTITION BY user_id) AS n_user
+        FROM read_parquet({sql_str(ratings)})"""
+    )
+    is_test = f"(n_user >= {int(n) + int(min_train)} AND pos_from_end <= {int(n)})"
+    order = "ORDER BY user_id, timestamp, movie_id"
+    train_rows = _copy(con, f"SELECT {COLUMNS} FROM _ranked WHERE NOT {is_test} {order}", out_dir / "train.parquet")
+    test_rows = _copy(con, f"SELECT {COLUMNS} FROM _ranked WHERE {is_test} {order}", out_dir / "test.parquet")
+    (test_users,) = con.execute(f"SELECT count(DISTINCT user_id) FROM _ranked WHERE {is_test}").fetchone()
+    con.execute("DROP TABLE _ranked")
+    ids = _write_ids(con, out_dir / "train.parquet", out_dir)
+    return {"train_rows": train_rows, "test_rows": test_rows, "train_users": ids.n_users,
+            "train_items": ids.n_items, "test_users": int(test_users)}
+
+
+def split_global_time(
+    con: duckdb.DuckDBPyConnection, ratings: Path, out_dir: Path, *, train_frac: float = 0.8, valid_frac: float = 0.1
+) -> dict[str, int | str]:
+    """Write `out_dir/{train,valid,test}.parquet` and `out_dir/ids/` cut at the global time quantiles."""
+    src = f"read_parquet({sql_str(ratings)})"
+    t1, t2 = con.execute(
+        f"SELECT quantile_disc(timestamp, {float(train_frac)}), "
+        f"quantile_disc(timestamp, {float(train_frac + valid_frac)}) FROM {src}"
+    ).fetchone()
+    if t1 is None:
+        raise ValueError(f"{ratings} holds no ratings")
+    # A cut timestamp belongs to the LATER part, so train < t1 <= valid < t2 <= test, strictly.
+    t1s, t2s = f"TIMESTAMP '{t1}'", f"TIMESTAMP '{t2}'"
+    order = "ORDER BY user_id, timestamp, movie_id"
+    counts: dict[str, int | str] = {"train_cut": str(t1), "test_cut": str(t2)}
+    counts["train_rows"] = _copy(con, f"SELECT {COLUMNS} FROM {src} WHERE timestamp < {t1s} {order}",
+                                 out_dir / "train.parquet")
+    counts["valid_rows"] = _copy(con, f"SELECT {COLUMNS} FROM {src} WHERE timestamp >= {t1s} AND timestamp < {t2s} "
+                                 f"{order}", out_dir / "valid.parquet")
+    counts["test_rows"] = _copy(con, f"SELECT {COLUMNS} FROM {src} WHERE timestamp >= {t2s} {order}",
+                                out_dir / "test.parquet")
+    ids = _write_ids(con, out_dir / "train.parquet", out_dir)
+    counts.update(train_users=ids.n_users, train_items=ids.n_items)
+    test_users = con.execute(f"SELECT DISTINCT user_id FROM read_parquet({sql_str(out_dir / 'test.parquet')})"
+                             ).fetchnumpy()["user_id"]
+    counts["test_users"] = int((ids.user_index(test_users) >= 0).sum())
+    return counts
+
+
+def write_splits(con: duckdb.DuckDBPyConnection, ratings: Path, splits_dir: Path, *, n: int = 3) -> dict[str, dict]:
+    """Both protocols under `splits_dir/<protocol>/`."""
+    return {
+        "last_n": split_last_n(con, ratings, splits_dir / "last_n", n=n),
+        "global_time": split_global_time(con, ratings, splits_dir / "global_time"),
+    }
+
+
+@dataclass(frozen=True)
+class Split:
+    """One protocol loaded for fitting and evaluation: the IdMap, train in index space, the test rows."""
+
+    protocol: str
+    ids: IdMap
+    train: Interactions
+    test_users: np.ndarray  # raw ids of the evaluated users (known in train, >= 1 test row), sorted
+    test_user_ids: np.ndarray  # raw user id per test row
+    test_movie_ids: np.ndarray  # raw movie id per test row
+    test_ratings: np.ndarray  # float32 per test row
+
+    @property
+    def test_user_index(self) -> np.ndarray:
+        return self.ids.user_index(self.test_users)
+
+    def item_popularity(self) -> np.ndarray:
+        """Train interactions per item index (the popularity used by the metrics)."""
+        return np.bincount(self.train.items, minlength=self.ids.n_items)
+
+
+def load_split(con: duckdb.DuckDBPyConnection, directory: str | os.PathLike[str]) -> Split:
+    directory = Path(directory)
+    ids = IdMap.load(directory / "ids")
+    tr = con.execute(
+        f"SELECT user_id, movie_id, rating, epoch(timestamp)::BIGINT AS ts "
+        f"FROM read_parquet({sql_str(directory / 'train.parquet')})"
+    ).fetchnumpy()
+    train = Interactions.from_arrays(
+        ids.user_index(tr["user_id"]), ids.item_index(tr["movie_id"]), tr["rating"], tr["ts"], ids.n_users, ids.n_items
+    )
+    te = con.execute(
+        f"SELECT user_id, movie_id, rating FROM read_parquet({sql_str(directory / 'test.parquet')}) "
+        f"ORDER BY user_id, timestamp, movie_id"
+    ).fetchnumpy()
+    known = ids.user_index(te["user_id"]) >= 0
+    tu, tm, trt = (np.asarray(te[c])[known] for c in ("user_id", "movie_id", "rating"))
+    return Split(directory.name, ids, train, np.unique(tu.astype(np.int64)), tu.astype(np.int64),
+                 tm.astype(np.int64), trt.astype(np.float32))

@@ -1,0 +1,64 @@
+"""Popularity channel: the most interacted-with items overall, or within a recent window of the
+training data (`window_days` before the last training timestamp); training items excluded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from movielens_assets.core.data.atomic import atomic_path
+from movielens_assets.core.recall.base import BaseRecall, Interactions, top_k
+from movielens_assets.core.recall.sparse import seen_keys
+
+
+class PopularityRecall(BaseRecall):
+    name = "popularity"
+
+    def __init__(self, window_days: float | None = None):
+        self.window_days = window_days
+        self.scores: np.ndarray | None = None
+        self.train: Interactions | None = None
+
+    def fit(self, train: Interactions) -> PopularityRecall:
+        weights = np.ones(train.items.size, dtype=np.float64)
+        if self.window_days is not None and train.timestamps.size:
+            since = train.timestamps.max() - self.window_days * 86400.0
+            weights = (train.timestamps >= since).astype(np.float64)
+        counts = np.bincount(train.items, weights=weights, minlength=train.n_items)
+        # Ties (and items absent from the window) ordered by overall popularity.
+        overall = np.bincount(train.items, minlength=train.n_items)
+        self.scores = (counts + overall / (overall.max(initial=0) + 1.0)).astype(np.float32)
+        self.train = train
+        return self
+
+    def recommend(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self.scores is not None and self.train is not None, "fit first"
+        users = np.asarray(users, dtype=np.int64)
+        lengths = self.train.indptr[users + 1] - self.train.indptr[users]
+        # The top (k + longest history) items always hold k unseen ones.
+        n_cand = int(min(self.scores.size, k + int(lengths.max(initial=0))))
+        cand = np.argsort(-self.scores, kind="stable")[:n_cand].astype(np.int64)
+        block = np.tile(self.scores[cand], (users.size, 1))
+        keys = np.arange(users.size, dtype=np.int64)[:, None] * self.train.n_items + cand[None, :]
+        block[np.isin(keys, seen_keys(users, self.train))] = -np.inf
+        pos, val = top_k(block, min(k, n_cand)) if n_cand else (np.full((users.size, 0), -1), None)
+        idx = np.where(pos >= 0, cand[np.maximum(pos, 0)], -1).astype(np.int32)
+        if n_cand < k:
+            idx = np.pad(idx, ((0, 0), (0, k - n_cand)), constant_values=-1)
+            val = np.pad(val if val is not None else np.zeros((users.size, 0), np.float32),
+                         ((0, 0), (0, k - n_cand)), constant_values=np.nan)
+        return idx, val
+
+    def save(self, directory: Path) -> None:
+        with atomic_path(directory) as tmp:
+            tmp.mkdir(parents=True)
+            np.save(tmp / "scores.npy", self.scores)
+            (tmp / "params.json").write_text(json.dumps({"window_days": self.window_days}))
+
+    @classmethod
+    def load(cls, directory: Path, train: Interactions) -> PopularityRecall:
+        model = cls(**json.loads((directory / "params.json").read_text()))
+        model.scores, model.train = np.load(directory / "scores.npy"), train
+        return model

@@ -1,0 +1,169 @@
+"""The recall group end to end on synthetic-tiny (with the features group and a tiny 32-d text model, so
+that the two_tower and semantic channels run): ids round-trip, seen items excluded, metrics file shape."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from movielens_assets.core.evaluation.metrics import KS
+from movielens_assets.definitions import build_definitions
+from movielens_assets_tests.conftest import make_settings
+from movielens_assets_tests.core.text.tiny_model import tiny_model_dir  # noqa: F401
+
+RECALL = {"splits", "popularity_recall", "itemcf_recall", "two_tower_recall", "semantic_recall",
+          "recall_candidates", "recall_metrics"}
+NEW_CHANNELS = ("two_tower", "semantic")
+#: A fast two-tower for the tests (the asset's defaults are sized for synthetic-small).
+FAST_TWO_TOWER = {"epochs": 1, "dim": 16, "hidden": 32, "history_len": 10, "batch_size": 512}
+
+
+def materialize(settings, instance, selection: str, run_config: dict | None = None):
+    """The implicit asset job (assets + checks) for `selection`, in process, with `run_config`, not raising."""
+    import dagster as dg
+
+    defs = build_definitions(settings)
+    job = defs.resolve_implicit_global_asset_job_def()
+    keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
+    return job.get_subset(asset_selection=set(keys)).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=run_config or {})
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, tiny_model_dir):  # noqa: F811
+    import dagster as dg
+
+    tmp = tmp_path_factory.mktemp("recall")
+    settings = make_settings(tmp, "synthetic-tiny", EMBEDDING_MODEL=str(tiny_model_dir), MOVIELENS_DEVICE="cpu")
+    with dg.instance_for_test() as instance:
+        result = materialize(settings, instance, "group:ingest or group:features or group:recall",
+                             {"ops": {"two_tower_recall": {"config": FAST_TWO_TOWER}}})
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        mats = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+                for e in result.get_asset_materialization_events()}
+        checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert RECALL <= set(mats) and checks["no_time_leakage"]
+    return settings.data_dir, mats
+
+
+def test_metrics_file_shape_and_table(lake):
+    root, mats = lake
+    report = json.loads((root / "metrics" / "recall.json").read_text())
+    assert report["dataset"] == "synthetic-tiny"
+    assert set(report["protocols"]) == {"last_n", "global_time"}
+    for body in report["protocols"].values():
+        assert isinstance(body["users"], int) and body["users"] > 0
+        assert {"popularity", "itemcf", "two_tower", "semantic", "merged"} <= set(body["channels"])
+        for metrics in body["channels"].values():
+            for k in KS:
+                for name in ("hr", "recall", "ndcg"):
+                    assert isinstance(metrics[f"{name}@{k}"], float) and 0.0 <= metrics[f"{name}@{k}"] <= 1.0
+                    lo, hi = metrics[f"{name}@{k}_ci"]
+                    assert lo <= metrics[f"{name}@{k}"] + 1e-9 and metrics[f"{name}@{k}"] <= hi + 1e-9
+                assert f"recall@{k}_liked" in metrics and f"coverage@{k}" in metrics
+    table = mats["recall_metrics"]["table"].value
+    assert "| last_n | itemcf |" in table and "| global_time | merged |" in table
+    last_n = report["protocols"]["last_n"]["channels"]
+    assert last_n["itemcf"]["recall@20"] > last_n["popularity"]["recall@20"]
+
+
+def test_ids_round_trip_and_seen_items_excluded(lake):
+    root, _ = lake
+    con = duckdb.connect()
+    for protocol in ("last_n", "global_time"):
+        split, cand = root / "recall" / "splits" / protocol, root / "recall" / "candidates" / protocol
+        for channel in ("popularity", "popularity_recent", "itemcf", *NEW_CHANNELS, "merged", "merged_rrf"):
+            path = cand / f"{channel}.parquet"
+            # every candidate user is a test user known in train, every movie a raw id known in train
+            (unknown_users, unknown_movies, seen, dup, n) = con.execute(f"""
+                SELECT
+                  (SELECT count(*) FROM (SELECT DISTINCT user_id FROM read_parquet('{path}')) c
+                     WHERE user_id NOT IN (SELECT user_id FROM read_parquet('{split}/test.parquet'))
+                        OR user_id NOT IN (SELECT user_id FROM read_parquet('{split}/train.parquet'))),
+                  (SELECT count(*) FROM read_parquet('{path}')
+                     WHERE movie_id NOT IN (SELECT movie_id FROM read_parquet('{split}/train.parquet'))),
+                  (SELECT count(*) FROM read_parquet('{path}') c JOIN read_parquet('{split}/train.parquet') t
+                     USING (user_id, movie_id)),
+                  (SELECT count(*) - count(DISTINCT (user_id, movie_id)) FROM read_parquet('{path}')),
+                  (SELECT count(*) FROM read_parquet('{path}'))""").fetchone()
+            assert (unknown_users, unknown_movies, seen, dup) == (0, 0, 0, 0), (protocol, channel)
+            assert n > 0
+        # the raw ids of the IdMap are exactly the train ids
+        import numpy as np
+
+        users = np.load(split / "ids" / "users.npy")
+        (n_train_users,) = con.execute(f"SELECT count(DISTINCT user_id) FROM read_parquet('{split}/train.parquet')"
+                                       ).fetchone()
+        assert users.size == n_train_users
+    merged = con.execute(f"SELECT channels, channel_ranks, rank FROM read_parquet('{root}/recall/candidates/last_n/"
+                         f"merged.parquet') LIMIT 5").fetchall()
+    assert all(len(c) == len(r) >= 1 for c, r, _ in merged)
+
+
+def test_recall_group_wiring():
+    from movielens_assets import definitions
+    from movielens_assets.assets.recall import RECALL_CHANNELS
+
+    import dagster as dg
+
+    graph = definitions.defs.resolve_asset_graph()
+    group = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "recall"}
+    assert RECALL <= group
+    parents = {k.to_user_string() for k in graph.get(dg.AssetKey("recall_candidates")).parent_keys}
+    assert parents == {f"{c}_recall" for c in RECALL_CHANNELS}
+    assert graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey("splits"), "no_time_leakage")).blocking
+
+
+def test_two_tower_and_semantic_candidates_metrics_and_training_curve(lake):
+    root, mats = lake
+    con = duckdb.connect()
+    report = json.loads((root / "metrics" / "recall.json").read_text())
+    for protocol in ("last_n", "global_time"):
+        train = root / "recall" / "splits" / protocol / "train.parquet"
+        for channel in NEW_CHANNELS:
+            path = root / "recall" / "candidates" / protocol / f"{channel}.parquet"
+            assert path.is_file(), (protocol, channel)
+            (n, seen) = con.execute(f"""SELECT (SELECT count(*) FROM read_parquet('{path}')),
+                (SELECT count(*) FROM read_parquet('{path}') JOIN read_parquet('{train}') USING (user_id, movie_id))
+                """).fetchone()
+            assert n > 0 and seen == 0, (protocol, channel, n, seen)
+            assert (root / "models" / "recall" / protocol / channel).is_dir()
+            m = report["protocols"][protocol]["channels"][channel]
+            assert 0.0 <= m["recall@100"] <= 1.0 and m["users"] > 0
+        # the merged list carries the new channels' provenance
+        merged = root / "recall" / "candidates" / protocol / "merged.parquet"
+        (channels,) = con.execute(f"SELECT list_distinct(flatten(list(channels))) FROM read_parquet('{merged}')"
+                                  ).fetchone()
+        assert set(NEW_CHANNELS) <= set(channels)
+        # the training curve of the two-tower fit (1 epoch in this fast config)
+        tt = mats["two_tower_recall"]
+        losses = tt[f"{protocol}/two_tower/loss_per_epoch"].value
+        assert isinstance(losses, list) and len(losses) == FAST_TWO_TOWER["epochs"]
+        final = tt[f"{protocol}/two_tower/final_loss"].value
+        assert isinstance(final, float) and final == pytest.approx(losses[-1]) and final > 0
+        assert tt[f"{protocol}/two_tower/train_seconds"].value > 0
+        assert tt[f"{protocol}/two_tower/device"].value == "cpu"
+    tt = mats["two_tower_recall"]
+    assert tt["device"].value == "cpu" and tt["item_embeddings"].value != "none"  # the stored embeddings were used
+    assert set(tt["training_log"].value) == {"last_n/two_tower", "global_time/two_tower"}
+    assert mats["semantic_recall"]["dim"].value == 32
+    assert "loss_per_epoch" not in str(list(mats["semantic_recall"]))  # no training log: no curve
+    table = mats["recall_metrics"]["table"].value
+    assert "| last_n | two_tower |" in table and "| global_time | semantic |" in table
+
+
+def test_semantic_recall_fails_clearly_without_embeddings(tmp_path):
+    import dagster as dg
+
+    from movielens_assets.assets.recall import semantic_recall
+    from movielens_assets.resources import DataLake
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([semantic_recall], instance=instance, raise_on_error=False,
+                                resources={"lake": DataLake(root=str(tmp_path / "lake"))},
+                                selection=[semantic_recall])
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "no item embeddings are stored" in failure.step_failure_data.error.message

@@ -1,0 +1,69 @@
+"""Splits: the last_n rule, no time leakage, the global cut, one IdMap from train."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+from movielens_assets.core.evaluation.splits import load_split, split_global_time, split_last_n
+
+
+@pytest.fixture
+def ratings(tmp_path):
+    """User 1: 5 ratings (two tied at t=40); user 2: exactly 3 (too few: train only); user 3: 4 ratings."""
+    rows = [
+        (1, 10, 4.0, 10), (1, 11, 3.0, 20), (1, 12, 5.0, 30), (1, 13, 2.0, 40), (1, 14, 4.5, 40),
+        (2, 10, 4.0, 15), (2, 12, 1.0, 25), (2, 15, 3.0, 35),
+        (3, 11, 5.0, 5), (3, 15, 4.0, 50), (3, 16, 3.0, 60), (3, 10, 2.0, 70),
+    ]
+    path = tmp_path / "ratings.parquet"
+    con = duckdb.connect()
+    values = ", ".join(f"({u}, {m}, {r}, to_timestamp({t}))" for u, m, r, t in rows)
+    con.execute(f"""COPY (SELECT u::INTEGER AS user_id, m::INTEGER AS movie_id, r::FLOAT AS rating,
+                    t::TIMESTAMP AS timestamp FROM (VALUES {values}) v(u, m, r, t) ORDER BY 1, 4)
+                    TO '{path}' (FORMAT parquet)""")
+    return path
+
+
+def _rows(con, path):
+    return sorted(con.execute(f"SELECT user_id, movie_id FROM read_parquet('{path}')").fetchall())
+
+
+def test_last_n_rule_and_no_leakage(ratings, tmp_path):
+    con = duckdb.connect()
+    counts = split_last_n(con, ratings, tmp_path / "last_n", n=3)
+    test = _rows(con, tmp_path / "last_n" / "test.parquet")
+    assert test == [(1, 12), (1, 13), (1, 14), (3, 10), (3, 15), (3, 16)]
+    train = _rows(con, tmp_path / "last_n" / "train.parquet")
+    assert train == [(1, 10), (1, 11), (2, 10), (2, 12), (2, 15), (3, 11)]  # user 2 (3 ratings) train only
+    assert counts["test_users"] == 2 and counts["train_rows"] + counts["test_rows"] == 12
+    (leaks,) = con.execute(
+        f"""SELECT count(*) FROM read_parquet('{tmp_path}/last_n/train.parquet') a
+            JOIN read_parquet('{tmp_path}/last_n/test.parquet') b USING (user_id) WHERE b.timestamp < a.timestamp"""
+    ).fetchone()
+    assert leaks == 0
+    split = load_split(con, tmp_path / "last_n")
+    assert split.ids.user_ids.tolist() == [1, 2, 3] and split.ids.item_ids.tolist() == [10, 11, 12, 15]
+    assert split.test_users.tolist() == [1, 3]
+    # movies 13, 14, 16 are unknown in training: they stay in the test set (honest misses)
+    assert sorted(split.test_movie_ids.tolist()) == [10, 12, 13, 14, 15, 16]
+    # train in index space round-trips to the raw ids
+    u1 = split.ids.user_index(np.array([1]))[0]
+    assert split.ids.item_raw(split.train.user_items(u1)).tolist() == [10, 11]
+
+
+def test_global_time_cut(ratings, tmp_path):
+    con = duckdb.connect()
+    counts = split_global_time(con, ratings, tmp_path / "gt")
+    ts = {p: [r[0] for r in con.execute(f"SELECT epoch(timestamp)::INT FROM read_parquet('{tmp_path}/gt/{p}.parquet')"
+                                       ).fetchall()] for p in ("train", "valid", "test")}
+    assert sum(len(v) for v in ts.values()) == 12
+    assert max(ts["train"]) < min(ts["valid"] + ts["test"])
+    assert not ts["valid"] or max(ts["valid"]) < min(ts["test"])
+    # sorted times 5 10 15 20 25 30 35 40 40 50 60 70: quantile_disc(0.8) = the 10th (ceil(12 * 0.8)) = 50,
+    # quantile_disc(0.9) = the 11th = 60; a cut timestamp belongs to the later part
+    assert sorted(ts["train"]) == [5, 10, 15, 20, 25, 30, 35, 40, 40]
+    assert ts["valid"] == [50] and sorted(ts["test"]) == [60, 70]
+    split = load_split(con, tmp_path / "gt")
+    assert split.test_users.tolist() == [3] and counts["test_users"] == 1  # user 3 is known in train

@@ -1,0 +1,110 @@
+"""Popularity and ItemCF channels: seen items excluded, expected neighbours, save/load; sparse helpers; merge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from movielens_assets.core.recall.base import Interactions
+from movielens_assets.core.recall.itemcf import ItemCFRecall
+from movielens_assets.core.recall.merge import merge_candidates
+from movielens_assets.core.recall.popularity import PopularityRecall
+from movielens_assets.core.recall.sparse import aggregate, top_k_by_row
+
+DAY = 86400
+
+
+def _train(pairs: list[tuple[int, int, int]], n_users: int, n_items: int) -> Interactions:
+    u, i, t = (np.array(c) for c in zip(*pairs, strict=True))
+    return Interactions.from_arrays(u, i, np.ones(u.size), t, n_users, n_items)
+
+
+@pytest.fixture
+def train() -> Interactions:
+    # items 0 and 1 always co-occur; 2 and 3 co-occur; item 4 is the most popular
+    pairs = [(0, 0, 1), (0, 1, 2), (0, 4, 3), (1, 0, 1), (1, 1, 2), (1, 4, 9), (2, 2, 1), (2, 3, 2), (2, 4, 3),
+             (3, 0, 1), (3, 4, 2), (4, 2, 100 * DAY), (4, 4, 100 * DAY + 1), (5, 3, 1)]
+    return _train(pairs, 6, 6)
+
+
+def _assert_no_seen(idx: np.ndarray, users: np.ndarray, train: Interactions) -> None:
+    for row, u in enumerate(users):
+        assert not set(idx[row][idx[row] >= 0].tolist()) & set(train.user_items(int(u)).tolist())
+
+
+def test_popularity_excludes_seen_and_orders_by_count(train, tmp_path):
+    model = PopularityRecall().fit(train)
+    users = np.arange(6)
+    idx, val = model.recommend(users, 3)
+    _assert_no_seen(idx, users, train)
+    assert idx[5].tolist() == [4, 0, 1]  # counts: 4 -> 5, 0 -> 3, then 1, 2, 3 -> 2 each (smaller id first)
+    assert idx[0].tolist() == [2, 3, 5]  # user 0 saw 0, 1, 4
+    assert val[5].tolist() == pytest.approx([5 + 5 / 6, 3 + 3 / 6, 2 + 2 / 6])  # count + tie-break share
+    model.save(tmp_path / "p")
+    assert np.array_equal(PopularityRecall.load(tmp_path / "p", train).recommend(users, 3)[0], idx)
+
+
+def test_recent_popularity_uses_the_window(train):
+    idx, _ = PopularityRecall(window_days=10).fit(train).recommend(np.array([5]), 2)
+    # only user 4 (day 100) is inside the 10-day window: items 2 and 4 (1 each, tie -> overall popularity)
+    assert idx[0].tolist() == [4, 2]
+
+
+def test_itemcf_neighbours_exclusion_and_round_trip(train, tmp_path):
+    model = ItemCFRecall(n_neighbors=3, window=5, time_decay_days=30.0).fit(train)
+    assert model.nbr_idx[0, 0] == 1 and model.nbr_idx[1, 0] == 0  # 0 and 1 always together
+    assert model.nbr_idx[3, 0] == 2
+    assert 5 not in model.nbr_idx  # never rated: no neighbour, no neighbours of it
+    users = np.arange(6)
+    idx, val = model.recommend(users, 4)
+    _assert_no_seen(idx, users, train)
+    assert idx[3, 0] == 1  # user 3 has 0 and 4: item 1 (co-occurs with both) first
+    assert idx[5, 0] == 2  # user 5 has 3 -> its neighbour 2
+    assert np.all(np.diff(np.nan_to_num(val, nan=-1), axis=1) <= 0)
+    model.save(tmp_path / "icf")
+    back = ItemCFRecall.load(tmp_path / "icf", train)
+    assert np.array_equal(back.recommend(users, 4)[0], idx) and back.params == model.params
+
+
+def test_itemcf_inverse_activity_and_time_decay():
+    # one light user (2 items) and one heavy user (many items) both pair item 0 with another item
+    light = [(0, 0, 1), (0, 1, 2)]
+    heavy = [(1, 0, 1), (1, 2, 2)] + [(1, 3 + j, 3 + j) for j in range(20)]
+    model = ItemCFRecall(window=50, time_decay_days=None).fit(_train(light + heavy, 2, 23))
+    sims = dict(zip(model.nbr_idx[0].tolist(), model.nbr_sim[0].tolist(), strict=True))
+    assert sims[1] > sims[2]  # heavy users count less
+    far = [(0, 0, 0), (0, 1, 1), (1, 0, 0), (1, 2, 400 * DAY)]
+    model = ItemCFRecall(window=5, time_decay_days=30.0).fit(_train(far, 2, 3))
+    assert model.nbr_idx[0, 0] == 1  # the pair close in time wins
+    # histories truncated to the last `max_history` items: item 0 no longer pairs with item 2
+    model = ItemCFRecall(max_history=2, window=5).fit(_train([(0, 0, 1), (0, 1, 2), (0, 2, 3)], 1, 3))
+    assert model.nbr_idx[0].tolist() == [-1] * 100 and model.nbr_idx[1, :2].tolist() == [2, -1]
+
+
+def test_sparse_helpers():
+    keys, vals = aggregate(np.array([5, 1, 5, 3]), np.array([1.0, 2.0, 0.5, 1.0], np.float32))
+    assert keys.tolist() == [1, 3, 5] and vals.tolist() == [2.0, 1.0, 1.5]
+    idx, val = top_k_by_row(np.array([0, 0, 0, 2]), np.array([4, 1, 2, 7]), np.array([0.5, 0.9, 0.5, 1.0]), 3, 2)
+    assert idx.tolist() == [[1, 2], [-1, -1], [7, -1]] and val[0].tolist() == pytest.approx([0.9, 0.5])
+
+
+def _cands(rows):
+    u, m, r = zip(*rows, strict=True)
+    return pa.table({"user_id": list(u), "movie_id": list(m), "rank": list(r), "score": [1.0] * len(u)})
+
+
+def test_merge_rrf_and_quota_keep_provenance():
+    a = _cands([(1, 10, 1), (1, 11, 2), (1, 12, 3)])
+    b = _cands([(1, 20, 1), (1, 11, 2), (1, 21, 3)])
+    rrf = merge_candidates({"a": a, "b": b}, method="rrf", size=10).to_pylist()
+    assert rrf[0]["movie_id"] == 11  # 2/62 beats 1/61
+    assert rrf[0]["channels"] == ["a", "b"] and rrf[0]["channel_ranks"] == [2, 2]
+    assert rrf[0]["rank_a"] == 2 and rrf[0]["rank_b"] == 2
+    assert [r["movie_id"] for r in rrf] == [11, 10, 20, 12, 21] and [r["rank"] for r in rrf] == [1, 2, 3, 4, 5]
+    quota = merge_candidates({"a": a, "b": b}, method="quota", size=4).to_pylist()
+    # round robin a1, b1, a2 (= 11, also b2: not repeated), a3 / b3
+    assert [r["movie_id"] for r in quota] == [10, 20, 11, 12]
+    assert quota[1]["channels"] == ["b"] and quota[1]["rank_a"] is None
+    with pytest.raises(ValueError):
+        merge_candidates({"A b": a})
