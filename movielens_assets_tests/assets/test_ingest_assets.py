@@ -87,3 +87,19 @@ def test_unknown_dataset_is_a_clear_error(tmp_path, instance):
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "not a known dataset" in str(failure.event_specific_data.error)
+
+
+def test_synthetic_tiny_ingest_in_process(tmp_path, instance):
+    """The whole ingest group on a tiny synthetic dataset, in process: counts match the generator's spec."""
+    from movielens_assets.core.data.synthetic import parse_synthetic_name
+
+    spec = parse_synthetic_name("synthetic-tiny")
+    result = materialize_all(make_settings(tmp_path, "synthetic-tiny"), instance, "group:ingest")
+    assert result.success
+    mats = _materialized(result)
+    assert mats["ratings"]["dagster/row_count"].value == spec.n_ratings
+    assert mats["movies"]["dagster/row_count"].value == spec.n_movies
+    assert mats["links"]["dagster/row_count"].value == spec.n_movies
+    assert mats["tags"]["dagster/row_count"].value > 0
+    assert mats["movielens_raw"]["kind"].value == "synthetic"
+    assert all(_checks(result).values())
