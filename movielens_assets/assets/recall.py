@@ -25,6 +25,7 @@ from movielens_assets.assets import ingest
 from movielens_assets.assets._metadata import markdown_table
 from movielens_assets.core.evaluation.splits import PROTOCOLS, Split, load_split, write_splits
 from movielens_assets.core.recall.base import BaseRecall, IdMap
+from movielens_assets.core.recall.itemcf import ItemCFParams
 from movielens_assets.resources import DataLake, MovieLensSource
 from movielens_assets.resources.device import TorchDevice
 
@@ -206,18 +207,20 @@ def popularity_recall(context: dg.AssetExecutionContext, config: PopularityConfi
 
 
 class ItemCFConfig(dg.Config):
-    max_history: int = 200
-    window: int = 50
-    time_decay_days: float | None = 30.0
-    n_neighbors: int = 100
-    n_recent: int = 20
-    recency: float = 0.9
+    """Run config of `itemcf_recall`; the defaults are those of `core.recall.itemcf.ItemCFParams`."""
+
+    max_history: int = ItemCFParams.max_history
+    window: int = ItemCFParams.window
+    time_decay_days: float | None = ItemCFParams.time_decay_days
+    n_neighbors: int = ItemCFParams.n_neighbors
+    n_recent: int = ItemCFParams.n_recent
+    recency: float = ItemCFParams.recency
 
 
 @dg.asset(group_name=GROUP, deps=[splits], kinds={"numpy", "parquet"})
 def itemcf_recall(context: dg.AssetExecutionContext, config: ItemCFConfig, lake: DataLake) -> dg.MaterializeResult:
     """Item-item co-occurrence (inverse user activity, truncated histories, time decay), top-N neighbours."""
-    from movielens_assets.core.recall.itemcf import ItemCFParams, ItemCFRecall
+    from movielens_assets.core.recall.itemcf import ItemCFRecall
 
     params = ItemCFParams(**config.model_dump())
     return run_channel(context, lake, {"itemcf": lambda: ItemCFRecall(params)})

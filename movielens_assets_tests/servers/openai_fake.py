@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from movielens_assets_tests.servers.aio_thread import ThreadedAioServer
+
 
 @dataclass
 class Record:
@@ -54,7 +56,9 @@ def fake_vector(model: str, text: str, dim: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(dim) * 3.0
 
 
-class FakeEmbeddingsAPI:
+class FakeEmbeddingsAPI(ThreadedAioServer):
+    thread_name = "fake-embeddings-api"
+
     def __init__(
         self,
         *,
@@ -129,44 +133,6 @@ class FakeEmbeddingsAPI:
             await self._runner.cleanup()
             self._runner = None
 
-    def start(self) -> FakeEmbeddingsAPI:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._astart())
-            except BaseException as exc:  # pragma: no cover - reported to the caller
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._astop())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-embeddings-api", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("FakeEmbeddingsAPI did not start within 10 s")
-        if failure:
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._thread = None
-
-    def __enter__(self) -> FakeEmbeddingsAPI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- handler ------------------------------------------------------------------------------------
 

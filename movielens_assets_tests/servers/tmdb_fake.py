@@ -51,6 +51,8 @@ from typing import Any
 
 from aiohttp import web
 
+from movielens_assets_tests.servers.aio_thread import ThreadedAioServer
+
 # status_code -> (HTTP status, status_message), verbatim from the TMDb errors table / live captures.
 ERRORS: dict[int, tuple[int, str]] = {
     3: (401, "Authentication failed: You do not have permissions to access the service."),
@@ -149,8 +151,10 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-class FakeTMDb:
+class FakeTMDb(ThreadedAioServer):
     """A local TMDb v3 (see module docstring). ``base_url`` ends in ``/3`` like the real one."""
+
+    thread_name = "fake-tmdb"
 
     def __init__(
         self,
@@ -254,45 +258,6 @@ class FakeTMDb:
     async def __aexit__(self, *exc: object) -> None:
         await self._astop()
 
-    def start(self) -> FakeTMDb:
-        """Serve from a private event loop in a daemon thread (for synchronous callers)."""
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._astart())
-            except BaseException as exc:  # pragma: no cover - reported to the caller
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._astop())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-tmdb", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("FakeTMDb did not start within 10 s")
-        if failure:
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._thread = None
-
-    def __enter__(self) -> FakeTMDb:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- queries for tests ----------------------------------------------------------------------------
 
