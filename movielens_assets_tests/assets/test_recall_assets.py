@@ -74,7 +74,7 @@ def test_ids_round_trip_and_seen_items_excluded(lake):
     con = duckdb.connect()
     for protocol in ("last_n", "global_time"):
         split, cand = root / "recall" / "splits" / protocol, root / "recall" / "candidates" / protocol
-        for channel in ("popularity", "popularity_recent", "itemcf", *NEW_CHANNELS, "merged", "merged_rrf"):
+        for channel in ("popularity", "popularity_recent", "itemcf", *NEW_CHANNELS, "merged", "merged_quota"):
             path = cand / f"{channel}.parquet"
             # every candidate user is a test user known in train, every movie a raw id known in train
             (unknown_users, unknown_movies, seen, dup, n) = con.execute(f"""
