@@ -60,25 +60,65 @@ def duplicate_keys(
     return Violation(f"unique ({cols})", int(n), ex)
 
 
+def _prefetched_int64_columns(path: str | os.PathLike[str], columns: list[str], batch_rows: int):
+    """Yield the columns of each Parquet batch as int64 NumPy arrays, reading the next batch in a
+    background thread while the caller works on the current one (Arrow and NumPy release the GIL)."""
+    import queue
+    import threading
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    done = object()
+    q: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+                if stop.is_set():
+                    return
+                q.put([batch.column(i).to_numpy(zero_copy_only=False).astype(np.int64)
+                       for i in range(len(columns))])
+        except BaseException as exc:  # surfaced in the consumer
+            q.put(exc)
+        finally:
+            q.put(done)
+
+    reader = threading.Thread(target=read, name="parquet-prefetch", daemon=True)
+    reader.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                reader.join(0.01)
+
+
 def duplicate_pairs(
     con: duckdb.DuckDBPyConnection,
     path: str | os.PathLike[str],
     group: str,
     other: str,
     examples: int = 5,
-    batch_rows: int = 1 << 20,
+    batch_rows: int = 1 << 18,
 ) -> Violation:
     """Duplicated (group, other) integer pairs, e.g. (user_id, movie_id) in ratings.
 
     Fast path for files sorted by `group` (ratings are written sorted by user): stream both columns in
-    batches and sort each batch's packed keys — a batch never splits a group, so duplicates can only
-    be adjacent within a batch. Memory stays at a few batches whatever the file size; about 5x faster
-    than a hash aggregate over the whole file. Unsorted files fall back to `duplicate_keys`.
+    cache-sized batches (read ahead in a second thread) and sort each batch's packed keys — a batch never
+    splits a group, so duplicates can only be adjacent within a batch. Memory stays at a few batches
+    whatever the file size; at 32M ratings ~0.5 s against ~4 s for a hash aggregate over the whole
+    file. Unsorted files fall back to `duplicate_keys`.
     """
     import numpy as np
-    import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
     carry_g = np.empty(0, np.int64)
     carry_o = np.empty(0, np.int64)
     dup_keys = 0
@@ -89,9 +129,7 @@ def duplicate_pairs(
         key.sort()
         return int(np.count_nonzero(key[1:] == key[:-1]))
 
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=[group, other]):
-        g_new = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        o_new = batch.column(1).to_numpy(zero_copy_only=False).astype(np.int64)
+    for g_new, o_new in _prefetched_int64_columns(path, [group, other], batch_rows):
         if g_new.size == 0:
             continue
         if (prev_last is not None and g_new[0] < prev_last) or np.any(g_new[1:] < g_new[:-1]):
