@@ -8,18 +8,32 @@ from typing import Any
 
 
 class ThreadedAioServer:
-    """Mixin: subclasses define `async _astart()` / `async _astop()` and `thread_name`;
-    `start()` / `stop()` / `with server:` serve from a private loop in a daemon thread."""
+    """Mixin for aiohttp test servers on 127.0.0.1 (ephemeral port): subclasses define `_app()` and
+    `thread_name`; `start()` / `stop()` / `with server:` serve from a private loop in a daemon thread,
+    `await _astart()` / `_astop()` from a running loop."""
 
     thread_name = "aio-test-server"
+    port: int | None = None
     _thread: threading.Thread | None = None
     _loop: asyncio.AbstractEventLoop | None = None
+    _runner: Any = None
 
-    async def _astart(self) -> None:  # pragma: no cover - defined by subclasses
+    def _app(self) -> Any:  # pragma: no cover - defined by subclasses
         raise NotImplementedError
 
-    async def _astop(self) -> None:  # pragma: no cover - defined by subclasses
-        raise NotImplementedError
+    async def _astart(self) -> None:
+        from aiohttp import web
+
+        self._runner = web.AppRunner(self._app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def _astop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     def start(self) -> Any:
         ready = threading.Event()

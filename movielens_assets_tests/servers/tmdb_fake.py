@@ -239,18 +239,6 @@ class FakeTMDb(ThreadedAioServer):
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
-    async def _astart(self) -> None:
-        self._runner = web.AppRunner(self._app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def _astop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
     async def __aenter__(self) -> FakeTMDb:
         await self._astart()
         return self
