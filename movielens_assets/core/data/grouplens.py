@@ -251,6 +251,18 @@ def _stream_to(
     return digest.hexdigest(), done
 
 
+def _pause_or_give_up(
+    release: str, attempt: int, max_attempts: int, last: DownloadError | None, backoff_s: float,
+    log: Callable[[str], None],
+) -> None:
+    """After failed attempt `attempt`: raise when it was the last one, else log and back off exponentially."""
+    if attempt >= max_attempts:
+        raise DownloadError(f"{last} (giving up after {max_attempts} attempts)") from None
+    delay = backoff_s * 2 ** (attempt - 1)
+    log(f"{release}: attempt {attempt}/{max_attempts} failed: {last}; retrying in {delay:.1f} s")
+    time.sleep(delay)
+
+
 def _download_verified(
     release: str,
     base_url: str,
@@ -293,12 +305,8 @@ def _download_verified(
             if mismatches >= 2:
                 raise DownloadError(f"{exc} (after {attempt} attempts; giving up)") from None
             expected = None  # the release may have been republished: re-read the published MD5
-        if attempt < max_attempts:
-            delay = backoff_s * 2 ** (attempt - 1)
-            log(f"{release}: attempt {attempt}/{max_attempts} failed: {last}; retrying in {delay:.1f} s")
-            time.sleep(delay)
-    assert last is not None
-    raise DownloadError(f"{last} (giving up after {max_attempts} attempts)") from None
+        _pause_or_give_up(release, attempt, max_attempts, last, backoff_s, log)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 # ----------------------------------------------------------------------------------------- extraction
@@ -450,9 +458,5 @@ def _fetch_md5_with_retries(
             return _fetch_md5(url, release, timeout)
         except _TransientError as exc:
             last = exc
-        if attempt < max_attempts:
-            delay = backoff_s * 2 ** (attempt - 1)
-            log(f"{release}: attempt {attempt}/{max_attempts} failed: {last}; retrying in {delay:.1f} s")
-            time.sleep(delay)
-    assert last is not None
-    raise DownloadError(f"{last} (giving up after {max_attempts} attempts)") from None
+        _pause_or_give_up(release, attempt, max_attempts, last, backoff_s, log)
+    raise AssertionError("unreachable: the last attempt returns or raises")
