@@ -4,10 +4,10 @@
   or HNSW (`IndexHNSWFlat`) above it (`large_kind`), or one kind forced with `kind`.
 - `AnnIndex.build(vectors, config)` / `.search(queries, k)` (batched; -1 / nan padded, best first) /
   `.save(directory)` (atomic) / `AnnIndex.load(directory)`.
-- `recommend_by_vectors(...)`: the channel-side step shared by vector channels — search k + (seen count)
-  candidates, drop the items the user saw in training with the shared rule (`seen_mask_for_candidates`),
-  keep the top k; rows where the approximate search could not supply k unseen items fall back to exact
-  scoring over all items (`exclude_seen_` + `top_k`), so no user gets a short list because of the index.
+- `recommend_by_vectors(...)`: the channel-side step shared by vector channels — exact scoring with the
+  compiled unseen top-k for a flat index; otherwise search k + (seen count) candidates, drop the items the
+  user saw in training, keep the top k; rows where the approximate search could not supply k unseen items
+  fall back to exact scoring over all items, so no user gets a short list because of the index.
 
 faiss is imported inside functions only (loading the Dagster code location must stay fast).
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from movielens_assets.core.recall.base import Interactions, exclude_seen_, seen_mask_for_candidates, top_k
+from movielens_assets.core.recall.base import Interactions, top_k
 
 KINDS = ("auto", "flat", "ivf", "hnsw")
 
@@ -163,34 +163,41 @@ def recommend_by_vectors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k unseen items per user by inner product of `query_vectors[i]` with the item vectors.
 
-    Users are processed in batches of similar seen-item counts (so one heavy user does not inflate the
-    search depth of everyone). A batch searches the index for k + (largest seen count in the batch)
-    candidates and removes seen items with `seen_mask_for_candidates`; when that depth exceeds
-    `dense_fraction` of the catalogue or `max_search_k`, or when an approximate index returned fewer than
-    k unseen items for a row, the rows are scored exactly against all `item_vectors` (`exclude_seen_`).
-    Returns item indices [n, k] (int32, -1 padded) and scores [n, k] (float32, nan padded).
+    With an exact (`flat`) index, users are scored exactly: a BLAS product against all `item_vectors` per
+    block of users, then the compiled top-k that skips the user's training items
+    (`kernels.dense_topk_unseen`) — faster than a faiss search that would have to go k + (seen count)
+    deep. With an approximate index, users are processed in batches of similar seen-item counts (so one
+    heavy user does not inflate the search depth of everyone): a batch searches k + (largest seen count in
+    the batch) candidates and drops seen ones (`kernels.seen_mask`); when that depth exceeds
+    `dense_fraction` of the catalogue or `max_search_k`, or when the index returned fewer than k unseen
+    items for a row, those rows are scored exactly. Returns item indices [n, k] (int32, -1 padded) and
+    scores [n, k] (float32, nan padded).
     """
+    from movielens_assets.core.recall.kernels import dense_topk_unseen, seen_mask
+
     users = np.asarray(users, dtype=np.int64)
     n, n_items = users.size, int(item_vectors.shape[0])
     out_idx = np.full((n, k), -1, dtype=np.int32)
     out_sc = np.full((n, k), np.nan, dtype=np.float32)
     if n == 0 or k <= 0:
         return out_idx, out_sc
-    seen_counts = seen.indptr[users + 1] - seen.indptr[users]
-    order = np.argsort(seen_counts, kind="stable")
     q_all = np.ascontiguousarray(query_vectors, dtype=np.float32)
     item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
     dense_rows_cap = max(1, (1 << 24) // max(n_items, 1))  # ~64 MB of float32 scores per dense block
 
+    buffer = np.empty((min(dense_rows_cap, n), n_items), dtype=np.float32)  # reused: no page faults per block
+
     def dense(rows: np.ndarray) -> None:
         for s in range(0, rows.size, dense_rows_cap):
             r = rows[s : s + dense_rows_cap]
-            scores = q_all[r] @ item_vectors.T
-            exclude_seen_(scores, users[r], seen)
-            i, v = top_k(scores, k)
-            out_idx[r, : i.shape[1]] = i
-            out_sc[r, : v.shape[1]] = v
+            scores = np.matmul(q_all[r], item_vectors.T, out=buffer[: r.size])
+            out_idx[r], out_sc[r] = dense_topk_unseen(scores, users[r], seen.indptr, seen.items, k)
 
+    if index.kind == "flat":
+        dense(np.arange(n))
+        return out_idx, out_sc
+    seen_counts = seen.indptr[users + 1] - seen.indptr[users]
+    order = np.argsort(seen_counts, kind="stable")
     for s in range(0, n, batch_size):
         rows = order[s : s + batch_size]
         depth = int(k + seen_counts[rows].max())
@@ -199,15 +206,14 @@ def recommend_by_vectors(
             continue
         cand, sc = index.search(q_all[rows], depth)
         sc = np.where(cand >= 0, sc, -np.inf).astype(np.float32)
-        sc[seen_mask_for_candidates(cand, users[rows], seen)] = -np.inf
+        sc[seen_mask(cand, users[rows], seen.indptr, seen.items, n_items)] = -np.inf
         pos, val = top_k(sc, k)
         got = np.where(pos >= 0, np.take_along_axis(cand, np.maximum(pos, 0), axis=1), -1)
         out_idx[rows, : got.shape[1]] = got
         out_sc[rows, : val.shape[1]] = val
-        if index.kind != "flat":
-            # an approximate index may return too few unseen items: exact fallback for those rows
-            want = np.minimum(k, n_items - seen_counts[rows])
-            short = rows[(got >= 0).sum(axis=1) < want]
-            if short.size:
-                dense(short)
+        # an approximate index may return too few unseen items: exact fallback for those rows
+        want = np.minimum(k, n_items - seen_counts[rows])
+        short = rows[(got >= 0).sum(axis=1) < want]
+        if short.size:
+            dense(short)
     return out_idx, out_sc

@@ -6,7 +6,8 @@
   plus aligned `ratings` and `timestamps`, each user's rows sorted by time).
 - `BaseRecall.recommend(users, k)` is a BATCH call: many user indices in, top-k item indices and scores
   out, with every item the user interacted with in training excluded — the same rule for every channel
-  (`exclude_seen_` below is the one implementation of that rule).
+  (`exclude_seen_` below states that rule in numpy; the compiled batch kernels in `kernels.py` apply the
+  same rule and are tested against it).
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ class Interactions:
 def exclude_seen_(scores: np.ndarray, users: np.ndarray, seen: Interactions) -> np.ndarray:
     """Set scores of every (user, item) seen in training to -inf, in place, for a dense [n, n_items] block.
 
-    The ONE implementation of the seen-item rule for dense scorers; candidate-list scorers use
-    `seen_mask_for_candidates`.
+    The reference statement of the seen-item rule (the compiled channels' kernels are tested against it);
+    candidate lists use `kernels.seen_mask`.
     """
     users = np.asarray(users, dtype=np.int64)
     starts, ends = seen.indptr[users], seen.indptr[users + 1]
@@ -127,16 +128,6 @@ def exclude_seen_(scores: np.ndarray, users: np.ndarray, seen: Interactions) -> 
     cols = seen.items[np.repeat(starts, lengths) + offsets]
     scores[rows, cols] = -np.inf
     return scores
-
-
-def seen_mask_for_candidates(candidates: np.ndarray, users: np.ndarray, seen: Interactions) -> np.ndarray:
-    """Boolean [n, c] mask: True where candidates[i, j] was seen in training by users[i]."""
-    mask = np.zeros(candidates.shape, dtype=bool)
-    for i, u in enumerate(users):
-        s = seen.user_items(int(u))
-        if s.size:
-            mask[i] = np.isin(candidates[i], s)
-    return mask
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

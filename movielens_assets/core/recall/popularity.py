@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from movielens_assets.core.data.atomic import atomic_path
-from movielens_assets.core.recall.base import BaseRecall, Interactions, top_k
-from movielens_assets.core.recall.sparse import seen_keys
+from movielens_assets.core.recall.base import BaseRecall, Interactions
 
 
 class PopularityRecall(BaseRecall):
@@ -34,22 +33,11 @@ class PopularityRecall(BaseRecall):
         return self
 
     def recommend(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from movielens_assets.core.recall.kernels import ranked_unseen
+
         assert self.scores is not None and self.train is not None, "fit first"
-        users = np.asarray(users, dtype=np.int64)
-        lengths = self.train.indptr[users + 1] - self.train.indptr[users]
-        # The top (k + longest history) items always hold k unseen ones.
-        n_cand = int(min(self.scores.size, k + int(lengths.max(initial=0))))
-        cand = np.argsort(-self.scores, kind="stable")[:n_cand].astype(np.int64)
-        block = np.tile(self.scores[cand], (users.size, 1))
-        keys = np.arange(users.size, dtype=np.int64)[:, None] * self.train.n_items + cand[None, :]
-        block[np.isin(keys, seen_keys(users, self.train))] = -np.inf
-        pos, val = top_k(block, min(k, n_cand)) if n_cand else (np.full((users.size, 0), -1), None)
-        idx = np.where(pos >= 0, cand[np.maximum(pos, 0)], -1).astype(np.int32)
-        if n_cand < k:
-            idx = np.pad(idx, ((0, 0), (0, k - n_cand)), constant_values=-1)
-            val = np.pad(val if val is not None else np.zeros((users.size, 0), np.float32),
-                         ((0, 0), (0, k - n_cand)), constant_values=np.nan)
-        return idx, val
+        ranking = np.argsort(-self.scores, kind="stable")  # ties by the smaller index
+        return ranked_unseen(users, self.train.indptr, self.train.items, ranking, self.scores, k)
 
     def save(self, directory: Path) -> None:
         with atomic_path(directory) as tmp:

@@ -5,8 +5,9 @@ boolean mask `has_embedding` (False = no embedding: such an item is neither a qu
 `fit` builds a faiss index (`ann.py`) over the embedded items and keeps, for every embedded item, its
 `neighbours` most similar items (one batched search). `recommend` takes each user's last `recent` training
 items, weights item number a (0 = most recent) by `recency_decay ** a`, and scores every candidate by
-sum over recent items of weight * max(similarity, 0); items the user saw in training are excluded with the
-shared rule (`exclude_seen_`), items reached by no recent item are not returned (-1 / nan padding).
+sum over recent items of weight * max(similarity, 0) (`kernels.neighbour_topk`, the loop ItemCF uses too);
+items the user saw in training are excluded, items reached by no recent item are not returned (-1 / nan
+padding).
 
 Popularity plays no part, so items with few ratings are found as readily as popular ones (cold items),
 as long as they have an embedding.
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from movielens_assets.core.recall.ann import AnnConfig, AnnIndex
-from movielens_assets.core.recall.base import BaseRecall, IdMap, Interactions, exclude_seen_, top_k
+from movielens_assets.core.recall.base import BaseRecall, IdMap, Interactions
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,6 @@ def align_embeddings(id_map: IdMap, movie_ids: np.ndarray, vectors: np.ndarray) 
     has = np.zeros(id_map.n_items, dtype=bool)
     has[idx[keep]] = True
     return out, has
-
-
-def recent_items(train: Interactions, users: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Last `r` training items of each user, most recent FIRST: (items [n, r] int64, -1 padded; mask)."""
-    users = np.asarray(users, dtype=np.int64)
-    starts, ends = train.indptr[users], train.indptr[users + 1]
-    pos = ends[:, None] - 1 - np.arange(r)[None, :]
-    mask = pos >= starts[:, None]
-    items = np.where(mask, train.items[np.clip(pos, 0, None)], -1).astype(np.int64)
-    return items, mask
 
 
 class SemanticRecall(BaseRecall):
@@ -106,32 +97,13 @@ class SemanticRecall(BaseRecall):
         return self
 
     def recommend(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from movielens_assets.core.recall.kernels import neighbour_topk
+
         if self.neighbours_ is None:
             raise RuntimeError("SemanticRecall is not fitted")
-        users = np.asarray(users, dtype=np.int64)
-        n_items = self.neighbours_.shape[0]
-        out_idx = np.full((users.size, k), -1, dtype=np.int32)
-        out_sc = np.full((users.size, k), np.nan, dtype=np.float32)
         weights = self.config.recency_decay ** np.arange(self.config.recent, dtype=np.float64)
-        step = max(1, (1 << 23) // max(n_items, 1))  # dense [step, n_items] block of ~32 MB
-        for s in range(0, users.size, step):
-            u = users[s : s + step]
-            rec, mask = recent_items(self.train, u, self.config.recent)
-            mask &= self.has_embedding[np.maximum(rec, 0)]
-            w = np.where(mask, weights[None, :], 0.0)  # [b, R]
-            nb = self.neighbours_[np.maximum(rec, 0)]  # [b, R, N]
-            contrib = w[:, :, None] * self.similarities_[np.maximum(rec, 0)]
-            valid = (nb >= 0) & mask[:, :, None]
-            row = np.broadcast_to(np.arange(u.size)[:, None, None], nb.shape)
-            flat = (row * n_items + np.maximum(nb, 0))[valid]
-            scores = np.bincount(flat, weights=contrib[valid], minlength=u.size * n_items)
-            reached = np.bincount(flat, minlength=u.size * n_items) > 0
-            scores = np.where(reached, scores, -np.inf).reshape(u.size, n_items).astype(np.float32)
-            exclude_seen_(scores, u, self.train)
-            i, v = top_k(scores, k)
-            out_idx[s : s + u.size, : i.shape[1]] = i
-            out_sc[s : s + u.size, : v.shape[1]] = v
-        return out_idx, out_sc
+        return neighbour_topk(users, self.train.indptr, self.train.items, self.neighbours_, self.similarities_,
+                              weights, k, item_ok=self.has_embedding)
 
     def save(self, directory: Path) -> None:
         from movielens_assets.core.data.atomic import atomic_path

@@ -1,4 +1,4 @@
-"""Popularity and ItemCF channels: seen items excluded, expected neighbours, save/load; sparse helpers; merge."""
+"""Popularity and ItemCF channels: seen items excluded, expected neighbours, save/load; merge."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from movielens_assets.core.recall.base import Interactions
 from movielens_assets.core.recall.itemcf import ItemCFRecall
 from movielens_assets.core.recall.merge import merge_candidates
 from movielens_assets.core.recall.popularity import PopularityRecall
-from movielens_assets.core.recall.sparse import aggregate, top_k_by_row
 
 DAY = 86400
 
@@ -80,13 +79,6 @@ def test_itemcf_inverse_activity_and_time_decay():
     # histories truncated to the last `max_history` items: item 0 no longer pairs with item 2
     model = ItemCFRecall(max_history=2, window=5).fit(_train([(0, 0, 1), (0, 1, 2), (0, 2, 3)], 1, 3))
     assert model.nbr_idx[0].tolist() == [-1] * 100 and model.nbr_idx[1, :2].tolist() == [2, -1]
-
-
-def test_sparse_helpers():
-    keys, vals = aggregate(np.array([5, 1, 5, 3]), np.array([1.0, 2.0, 0.5, 1.0], np.float32))
-    assert keys.tolist() == [1, 3, 5] and vals.tolist() == [2.0, 1.0, 1.5]
-    idx, val = top_k_by_row(np.array([0, 0, 0, 2]), np.array([4, 1, 2, 7]), np.array([0.5, 0.9, 0.5, 1.0]), 3, 2)
-    assert idx.tolist() == [[1, 2], [-1, -1], [7, -1]] and val[0].tolist() == pytest.approx([0.9, 0.5])
 
 
 def _cands(rows):

@@ -5,7 +5,7 @@ import pytest
 
 from movielens_assets.core.recall.ann import AnnConfig
 from movielens_assets.core.recall.base import IdMap, Interactions
-from movielens_assets.core.recall.semantic import SemanticConfig, SemanticRecall, align_embeddings, recent_items
+from movielens_assets.core.recall.semantic import SemanticConfig, SemanticRecall, align_embeddings
 
 N_GROUPS, PER_GROUP, D = 10, 8, 16
 N_ITEMS = N_GROUPS * PER_GROUP  # item i belongs to topic i // PER_GROUP
@@ -69,12 +69,6 @@ def test_cold_items_are_found_and_items_without_embedding_are_not():
     lonely = interactions([[45]])
     idx, sc = SemanticRecall(topic_embeddings(), has, SemanticConfig(recent=2)).fit(lonely).recommend(np.array([0]), 3)
     assert (idx == -1).all() and np.isnan(sc).all()
-
-
-def test_recent_items_most_recent_first():
-    train = interactions([[3, 1, 2], [7]])
-    items, mask = recent_items(train, np.array([0, 1]), 2)
-    assert items.tolist() == [[2, 1], [7, -1]] and mask.tolist() == [[True, True], [True, False]]
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
