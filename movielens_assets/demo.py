@@ -9,6 +9,7 @@ then print where the outputs are and a short summary.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,18 @@ def run(selection: str | None = None) -> dg.ExecuteInProcessResult:
     return job.execute_in_process(run_config=run_config, instance=_instance(), raise_on_error=False)
 
 
+def recall_table(report: dict) -> str:
+    """The headline of `metrics/recall.json` as a plain-text table: every channel under every protocol."""
+    head = f"{'protocol':<12} {'channel':<18} {'users':>6} {'Recall@20':>9} {'NDCG@20':>8} {'Recall@100':>10}  95% CI @100"
+    lines = [head, "-" * len(head)]
+    for protocol, body in report["protocols"].items():
+        for channel, m in body["channels"].items():
+            lo, hi = m["recall@100_ci"]
+            lines.append(f"{protocol:<12} {channel:<18} {m['users']:>6} {m['recall@20']:>9.4f} {m['ndcg@20']:>8.4f} "
+                         f"{m['recall@100']:>10.4f}  [{lo:.4f}, {hi:.4f}]")
+    return "\n".join(lines)
+
+
 def summary(result: dg.ExecuteInProcessResult) -> str:
     settings = load_settings()
     lines = ["", "=" * 72, f"movielens-rec demo — dataset {settings.dataset}", f"data lake: {settings.data_dir}", ""]
@@ -56,6 +69,10 @@ def summary(result: dg.ExecuteInProcessResult) -> str:
     report = settings.data_dir / "reports" / "EDA_REPORT.md"
     if report.exists():
         lines.append(f"EDA report: {report}")
+    metrics = settings.data_dir / "metrics" / "recall.json"
+    if any(m.asset_key.to_user_string() == "recall_metrics" for m in mats) and metrics.exists():
+        lines += ["", f"recall metrics ({metrics}; protocols in docs/EVALUATION.md):",
+                  recall_table(json.loads(metrics.read_text()))]
     lines.append("Open the UI with `make ui` (http://127.0.0.1:3000) to browse runs, metadata and lineage.")
     lines.append("=" * 72)
     return "\n".join(lines)

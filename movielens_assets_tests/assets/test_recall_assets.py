@@ -48,6 +48,21 @@ def lake(tmp_path_factory, tiny_model_dir):  # noqa: F811
     return settings.data_dir, mats
 
 
+def test_demo_prints_the_recall_table(lake):
+    from movielens_assets.demo import recall_table
+
+    root, _ = lake
+    report = json.loads((root / "metrics" / "recall.json").read_text())
+    lines = recall_table(report).splitlines()
+    rows = {tuple(line.split()[:2]): line.split() for line in lines[2:]}
+    for protocol, body in report["protocols"].items():
+        for channel, m in body["channels"].items():
+            row = rows[(protocol, channel)]
+            assert int(row[2]) == m["users"] and float(row[3]) == pytest.approx(m["recall@20"], abs=1e-4)
+            assert float(row[5]) == pytest.approx(m["recall@100"], abs=1e-4)
+    assert len(rows) == sum(len(b["channels"]) for b in report["protocols"].values())
+
+
 def test_metrics_file_shape_and_table(lake):
     root, mats = lake
     report = json.loads((root / "metrics" / "recall.json").read_text())
