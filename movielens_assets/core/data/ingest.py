@@ -229,13 +229,16 @@ def _explain_row_violations(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_
             )
 
 
-def _validate(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, parquet: Path, rows: int) -> None:
+def _validate(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, parquet: Path, rows: int, *,
+              rows_checked: bool = False) -> None:
+    """The table rules on the written file; `rows_checked`: the NOT NULL / domain rules already held
+    during the write (`_guarded`)."""
     if rows == 0 and not spec.allow_empty:
         raise DataValidationError(
             f"{csv_path}: no data rows after the header; the {spec.name} table must not be empty"
         )
     is_ratings = spec.name == "ratings"
-    if quality.any_violation(con, parquet, list(spec.not_null), rating=is_ratings):
+    if not rows_checked and quality.any_violation(con, parquet, list(spec.not_null), rating=is_ratings):
         _explain_row_violations(con, spec, csv_path, parquet)
     if spec.unique:
         dup = (
@@ -280,17 +283,43 @@ def ingest_csv(
 
     check_header(spec, csv_path)
     rejects = f"rej_{spec.name}"
-    query = f"SELECT {spec.select} FROM {_read_csv_sql(spec, csv_path, rejects=rejects)} ORDER BY {spec.order_by}"
+    select = f"SELECT {spec.select} FROM {_read_csv_sql(spec, csv_path, rejects=rejects)}"
+    kv["movielens.source_file"] = csv_path.name
     try:
         with atomic_path(out_path) as tmp:
-            _copy(con, query, tmp, {**kv, "movielens.source_file": csv_path.name}, csv_path)
+            try:  # fast path: the row rules are checked inside the COPY, no second scan
+                _copy(con, f"{_guarded(spec, select)} ORDER BY {spec.order_by}", tmp, kv, csv_path)
+                rows_checked = True
+            except DataValidationError as exc:
+                if _ROW_RULE_ERROR not in str(exc):
+                    raise
+                # error path: write without the guard, then name the offending lines (malformed ones first)
+                _drop_rejects(con, rejects)
+                _copy(con, f"{select} ORDER BY {spec.order_by}", tmp, kv, csv_path)
+                rows_checked = False
             _raise_rejects(con, spec, csv_path, rejects)
             rows = parquet_row_count(con, tmp)
-            _validate(con, spec, csv_path, tmp, rows)
+            _validate(con, spec, csv_path, tmp, rows, rows_checked=rows_checked)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {rejects}_errors")
-        con.execute(f"DROP TABLE IF EXISTS {rejects}_scans")
+        _drop_rejects(con, rejects)
     return IngestResult(spec.name, out_path, int(rows), csv_path, time.perf_counter() - start)
+
+
+_ROW_RULE_ERROR = "movielens-ingest: a row breaks a NOT NULL or rating-domain rule"
+
+
+def _guarded(spec: CsvTable, select: str) -> str:
+    """`select` that raises `_ROW_RULE_ERROR` on the first row with a NULL required field or (ratings) a
+    rating off the half-star domain -- evaluated inside the parallel COPY pipeline."""
+    conds = [f"{c} IS NULL" for c in spec.not_null] + ([f"({quality.BAD_RATING_SQL})"] if spec.name == "ratings" else [])
+    if not conds:
+        return select
+    return f"SELECT * FROM ({select}) WHERE CASE WHEN {' OR '.join(conds)} THEN error({sql_str(_ROW_RULE_ERROR)}) ELSE true END"
+
+
+def _drop_rejects(con: duckdb.DuckDBPyConnection, rejects: str) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {rejects}_errors")
+    con.execute(f"DROP TABLE IF EXISTS {rejects}_scans")
 
 
 def _copy(

@@ -60,8 +60,8 @@ def duplicate_keys(
     return Violation(f"unique ({cols})", int(n), ex)
 
 
-def _prefetched_int64_columns(path: str | os.PathLike[str], columns: list[str], batch_rows: int):
-    """Yield the columns of each Parquet batch as int64 NumPy arrays, reading the next batch in a
+def _prefetched_int_columns(path: str | os.PathLike[str], columns: list[str], batch_rows: int):
+    """Yield the columns of each Parquet batch as integer NumPy arrays (their stored width), reading the next batch in a
     background thread while the caller works on the current one (Arrow and NumPy release the GIL)."""
     import queue
     import threading
@@ -78,8 +78,7 @@ def _prefetched_int64_columns(path: str | os.PathLike[str], columns: list[str], 
             for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
                 if stop.is_set():
                     return
-                q.put([batch.column(i).to_numpy(zero_copy_only=False).astype(np.int64)
-                       for i in range(len(columns))])
+                q.put([batch.column(i).to_numpy(zero_copy_only=False) for i in range(len(columns))])
         except BaseException as exc:  # surfaced in the consumer
             q.put(exc)
         finally:
@@ -119,28 +118,37 @@ def duplicate_pairs(
     """
     import numpy as np
 
-    carry_g = np.empty(0, np.int64)
-    carry_o = np.empty(0, np.int64)
+    carry_g = carry_o = None
     dup_keys = 0
     prev_last = None
 
     def count(g: np.ndarray, o: np.ndarray) -> int:
-        key = (g << 32) | (o & 0xFFFFFFFF)
+        if g.size < 2:
+            return 0
+        # Pack (group offset within the batch, other) into 32 bits when both fit -- sorting uint32 keys is
+        # about twice as fast as int64, and 32-bit ids need no widening -- else into 64 bits.
+        o_min, o_max = int(o.min()), int(o.max())
+        bits = max(o_max - o_min, 1).bit_length()
+        g_span = int(g[-1]) - int(g[0])  # g is sorted
+        if g.dtype.itemsize <= 4 and o.dtype.itemsize <= 4 and o_min >= 0 and g_span < (1 << (32 - bits)):
+            key = ((g - g[0]).astype(np.uint32, copy=False) << np.uint32(bits)) | (o - o_min).astype(np.uint32, copy=False)
+        else:
+            key = (g.astype(np.int64) << 32) | (o.astype(np.int64) & 0xFFFFFFFF)
         key.sort()
         return int(np.count_nonzero(key[1:] == key[:-1]))
 
-    for g_new, o_new in _prefetched_int64_columns(path, [group, other], batch_rows):
+    for g_new, o_new in _prefetched_int_columns(path, [group, other], batch_rows):
         if g_new.size == 0:
             continue
         if (prev_last is not None and g_new[0] < prev_last) or np.any(g_new[1:] < g_new[:-1]):
             return duplicate_keys(con, path, [group, other], examples)
         prev_last = g_new[-1]
-        g = np.concatenate([carry_g, g_new])
-        o = np.concatenate([carry_o, o_new])
+        g = g_new if carry_g is None else np.concatenate([carry_g, g_new])
+        o = o_new if carry_o is None else np.concatenate([carry_o, o_new])
         cut = int(np.searchsorted(g, g[-1]))  # the last group may continue in the next batch
         dup_keys += count(g[:cut], o[:cut])
         carry_g, carry_o = g[cut:], o[cut:]
-    if carry_g.size:
+    if carry_g is not None:
         dup_keys += count(carry_g, carry_o)
     if dup_keys == 0:
         return Violation(f"unique ({group}, {other})", 0, [])

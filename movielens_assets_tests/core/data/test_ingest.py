@@ -190,3 +190,13 @@ def test_duplicate_pairs_fast_path_and_unsorted_fallback(con, tmp_path):
     # packing (user << 32 | movie as uint32) must not make distinct pairs collide, negative ids included
     neg = write_pairs("neg.parquet", [(1, -1), (1, 2147483647), (2, -1)])
     assert quality.duplicate_pairs(con, neg, "user_id", "movie_id").ok
+    # 32-bit packing (user offset in the batch << bits | movie offset) only when it fits; else 64-bit keys
+    wide = [(1, 0), (1, (1 << 20) - 1), (4097, 0), (4097, (1 << 20) - 1)]  # 4096 << 20 would wrap to 0
+    assert quality.duplicate_pairs(con, write_pairs("wide.parquet", wide), "user_id", "movie_id").ok
+    v = quality.duplicate_pairs(con, write_pairs("wide_dup.parquet", [*wide, (4097, 0)]), "user_id", "movie_id")
+    assert v.count == 1 and (v.examples[0]["user_id"], v.examples[0]["movie_id"]) == (4097, 0)
+    extreme = [(-2147483648, 3), (0, 3), (2147483647, 3)]  # the user span overflows int32 arithmetic
+    assert quality.duplicate_pairs(con, write_pairs("extreme.parquet", extreme), "user_id", "movie_id").ok
+    narrow = [(7, 100), (7, 101), (8, 100), (9, 101), (9, 100), (9, 101)]  # the 32-bit path
+    v = quality.duplicate_pairs(con, write_pairs("narrow.parquet", narrow), "user_id", "movie_id")
+    assert v.count == 1 and (v.examples[0]["user_id"], v.examples[0]["movie_id"]) == (9, 101)
