@@ -299,13 +299,15 @@ def _dense_topk_unseen(scores, users, indptr, items, k, n_chunks, out_idx, out_v
             for q in range(indptr[u], indptr[u + 1]):
                 seen[items[q]] = tag
             size = 0
+            thr = -np.inf  # scores must beat this: -inf until the heap is full, then its worst kept score
             row = scores[r]
             for j in range(n_items):
                 s = row[j]
-                if size == k and not s > heap_s[0]:  # (j ascends: an equal score ranks below the kept one)
-                    continue
-                if s > -np.inf and seen[j] != tag:  # also skips nan
+                # strict: skips -inf and nan; once full, an equal score at a larger j ranks below the kept one
+                if s > thr and seen[j] != tag:
                     size = _heap_offer(heap_s, heap_i, size, k, s, j)
+                    if size == k:
+                        thr = heap_s[0]
             _heap_drain(heap_s, heap_i, size, out_idx[r], out_val[r])
 
 

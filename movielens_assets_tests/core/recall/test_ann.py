@@ -102,3 +102,22 @@ def test_recommend_by_vectors_excludes_seen_and_matches_exact(kind):
         if kind == "flat":
             np.testing.assert_allclose(sc[row], np.sort(s)[::-1][:20], atol=1e-5)  # the exact best unseen
         assert (np.diff(sc[row]) <= 1e-6).all()
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_capped_search_depth_falls_back_to_exact_for_crowded_rows(kind):
+    """Every user saw their 30 best items; a first search only k + 5 deep finds too few unseen ones, so
+    those rows must be scored exactly -- the lists equal exact search, never short."""
+    items, users_v = _clustered(800, 16, 11), _clustered(30, 16, 12)
+    best = _exact(items, users_v, 30)
+    u_rows = np.repeat(np.arange(30), 30)
+    train = Interactions.from_arrays(u_rows, best.reshape(-1), np.ones(u_rows.size), np.arange(u_rows.size), 30, 800)
+    index = AnnIndex.build(items, AnnConfig(kind=kind))
+    users = np.arange(30)
+    idx, sc = recommend_by_vectors(index, items, users_v, users, train, 10, batch_size=7, max_extra=5)
+    scores = users_v @ items.T
+    for u in users:
+        s = scores[u].copy()
+        s[train.user_items(int(u))] = -np.inf
+        np.testing.assert_allclose(sc[u], np.sort(s)[::-1][:10], atol=1e-5)
+        assert not np.isin(idx[u], train.user_items(int(u))).any()
