@@ -39,26 +39,10 @@ def _worse(s_a, i_a, s_b, i_b) -> bool:
 
 
 @njit(cache=_CACHE)
-def _heap_offer(heap_s, heap_i, size, k, s, j) -> int:
-    """Offer (s, j) to a min-heap (root = worst kept) of capacity k; returns the new size."""
-    if size < k:
-        pos = size
-        size += 1
-        while pos > 0:  # sift up
-            parent = (pos - 1) >> 1
-            if _worse(s, j, heap_s[parent], heap_i[parent]):
-                heap_s[pos] = heap_s[parent]
-                heap_i[pos] = heap_i[parent]
-                pos = parent
-            else:
-                break
-        heap_s[pos] = s
-        heap_i[pos] = j
-        return size
-    if not _worse(heap_s[0], heap_i[0], s, j):
-        return size  # not better than the worst kept
+def _sift_down(heap_s, heap_i, size, s, j) -> None:
+    """Place (s, j) at the root of a min-heap of `size` entries and sift it down to its position."""
     pos = 0
-    while True:  # sift down from the root
+    while True:
         child = 2 * pos + 1
         if child >= size:
             break
@@ -72,6 +56,26 @@ def _heap_offer(heap_s, heap_i, size, k, s, j) -> int:
             break
     heap_s[pos] = s
     heap_i[pos] = j
+
+
+@njit(cache=_CACHE)
+def _heap_offer(heap_s, heap_i, size, k, s, j) -> int:
+    """Offer (s, j) to a min-heap (root = worst kept) of capacity k; returns the new size."""
+    if size < k:
+        pos = size
+        while pos > 0:  # sift up
+            parent = (pos - 1) >> 1
+            if _worse(s, j, heap_s[parent], heap_i[parent]):
+                heap_s[pos] = heap_s[parent]
+                heap_i[pos] = heap_i[parent]
+                pos = parent
+            else:
+                break
+        heap_s[pos] = s
+        heap_i[pos] = j
+        return size + 1
+    if _worse(heap_s[0], heap_i[0], s, j):  # better than the worst kept: replace the root
+        _sift_down(heap_s, heap_i, size, s, j)
     return size
 
 
@@ -82,24 +86,8 @@ def _heap_drain(heap_s, heap_i, size, out_i, out_s) -> None:
         size -= 1
         out_i[size] = heap_i[0]
         out_s[size] = heap_s[0]
-        last_s, last_i = heap_s[size], heap_i[size]
-        # pop: move the last entry to the root and sift it down over the remaining `size` entries
-        pos = 0
-        while True:
-            child = 2 * pos + 1
-            if child >= size:
-                break
-            if child + 1 < size and _worse(heap_s[child + 1], heap_i[child + 1], heap_s[child], heap_i[child]):
-                child += 1
-            if _worse(heap_s[child], heap_i[child], last_s, last_i):
-                heap_s[pos] = heap_s[child]
-                heap_i[pos] = heap_i[child]
-                pos = child
-            else:
-                break
-        if size > 0:
-            heap_s[pos] = last_s
-            heap_i[pos] = last_i
+        if size > 0:  # pop: the last entry goes to the root and sifts down over the remaining entries
+            _sift_down(heap_s, heap_i, size, heap_s[size], heap_i[size])
 
 
 # ------------------------------------------------------------------------------------------- ItemCF build
