@@ -90,6 +90,26 @@ def _heap_drain(heap_s, heap_i, size, out_i, out_s) -> None:
             _sift_down(heap_s, heap_i, size, heap_s[size], heap_i[size])
 
 
+@njit(cache=_CACHE, inline="always")
+def _accumulate(acc, stamp, touched, cnt, tag, j, w) -> int:
+    """acc[j] += w in a sparse accumulator whose live entries carry stamp == tag (no clearing between
+    rows); a first touch records j in `touched`. Returns the new count of touched entries."""
+    if stamp[j] != tag:
+        stamp[j] = tag
+        acc[j] = w
+        touched[cnt] = j
+        return cnt + 1
+    acc[j] += w
+    return cnt
+
+
+@njit(cache=_CACHE, inline="always")
+def _mark_seen(seen, indptr, items, u, tag) -> None:
+    """seen[j] = tag for every training item j of user u (stamps: no clearing between users)."""
+    for q in range(indptr[u], indptr[u + 1]):
+        seen[items[q]] = tag
+
+
 # ------------------------------------------------------------------------------------------- ItemCF build
 
 
@@ -122,13 +142,7 @@ def _itemcf_neighbours(h_items, h_ts, h_owner, u_start, u_end, user_w, occ_indpt
                     w = wu
                     if inv_decay > 0.0:
                         w = wu / (1.0 + abs(h_ts[q] - tp) * inv_decay)
-                    if stamp[j] != tag:
-                        stamp[j] = tag
-                        acc[j] = w
-                        touched[cnt] = j
-                        cnt += 1
-                    else:
-                        acc[j] += w
+                    cnt = _accumulate(acc, stamp, touched, cnt, tag, j, w)
             size = 0
             wi = item_w[i]
             for t in range(cnt):
@@ -190,9 +204,8 @@ def _neighbour_topk(users, indptr, items, item_ok, nbr_idx, nbr_sim, weights, n_
         for r in range(c * step, min(n, (c + 1) * step)):
             u = users[r]
             tag = r + 1
+            _mark_seen(seen, indptr, items, u, tag)
             start, end = indptr[u], indptr[u + 1]
-            for q in range(start, end):
-                seen[items[q]] = tag
             cnt = 0
             for a in range(min(n_recent, end - start)):
                 h = items[end - 1 - a]
@@ -203,14 +216,7 @@ def _neighbour_topk(users, indptr, items, item_ok, nbr_idx, nbr_sim, weights, n_
                     j = nbr_idx[h, t]
                     if j < 0:
                         continue
-                    s = w * nbr_sim[h, t]
-                    if reached[j] != tag:
-                        reached[j] = tag
-                        acc[j] = s
-                        touched[cnt] = j
-                        cnt += 1
-                    else:
-                        acc[j] += s
+                    cnt = _accumulate(acc, reached, touched, cnt, tag, j, w * nbr_sim[h, t])
             size = 0
             for t in range(cnt):
                 j = touched[t]
@@ -245,10 +251,8 @@ def _ranked_unseen(users, indptr, items, ranking, scores, n_items, k, n_chunks, 
     for c in prange(n_chunks):
         seen = np.zeros(n_items, np.int64)
         for r in range(c * step, min(n, (c + 1) * step)):
-            u = users[r]
             tag = r + 1
-            for q in range(indptr[u], indptr[u + 1]):
-                seen[items[q]] = tag
+            _mark_seen(seen, indptr, items, users[r], tag)
             got = 0
             for t in range(ranking.size):
                 if got == k:
@@ -282,10 +286,8 @@ def _dense_topk_unseen(scores, users, indptr, items, k, n_chunks, out_idx, out_v
         heap_s = np.empty(k, np.float64)
         heap_i = np.empty(k, np.int64)
         for r in range(c * step, min(n, (c + 1) * step)):
-            u = users[r]
             tag = r + 1
-            for q in range(indptr[u], indptr[u + 1]):
-                seen[items[q]] = tag
+            _mark_seen(seen, indptr, items, users[r], tag)
             size = 0
             thr = -np.inf  # scores must beat this: -inf until the heap is full, then its worst kept score
             row = scores[r]
@@ -320,10 +322,8 @@ def _seen_mask(candidates, users, indptr, items, n_items, n_chunks, out):
     for c in prange(n_chunks):
         seen = np.zeros(n_items, np.int64)
         for r in range(c * step, min(n, (c + 1) * step)):
-            u = users[r]
             tag = r + 1
-            for q in range(indptr[u], indptr[u + 1]):
-                seen[items[q]] = tag
+            _mark_seen(seen, indptr, items, users[r], tag)
             for t in range(width):
                 j = candidates[r, t]
                 out[r, t] = j >= 0 and seen[j] == tag
