@@ -1,8 +1,12 @@
 """Two-tower retrieval (PyTorch) with in-batch sampled softmax, logQ correction and accidental-hit masking.
 
 User tower: user id embedding + MASKED mean of the embeddings of the user's last L items (sum / count of
-real entries — identical whatever the padding length or batch composition) + profile features (log
-activity, mean rating; standardised with training statistics) -> MLP -> L2 norm.
+real entries — identical whatever the padding length or batch composition) + (`pooling="mean_recency"`,
+the default) a recency-weighted masked mean of the same embeddings, weight exp(a[age]) with one learnable
+a per age (0 = the most recent item; ages counted on the mask, so equally padding-invariant) + profile
+features (log activity, mean rating; standardised with training statistics) -> MLP -> L2 norm. The
+recency pooling matters: sequences come in runs (consecutive ratings in one taste cluster), so the next
+items follow the last few items much more than the mean of the last L.
 Item tower: item id embedding + masked mean of genre embeddings (multi-hot) + year bucket + log
 popularity + projected semantic embedding (when given) -> MLP -> L2 norm.
 
@@ -11,7 +15,19 @@ the user side is built from the user's history STRICTLY BEFORE it (items and pro
 point-in-time), so an example never sees its own item or a later one. Loss: softmax over the batch's
 items, logits = <u, v> / T - log q(item) (q = the item's share of training interactions: in-batch
 negatives are drawn in proportion to frequency, the correction removes that bias), with accidental hits
-(the same item as another row's positive, or another positive of the same user) masked out.
+(the same item as another row's positive, or another positive of the same user) masked out. Each example's
+loss is weighted by n_u ** -0.5 (n_u = its user's number of training interactions; `user_weight_power`),
+rescaled to mean 1: the metrics average over users, so heavy users should not dominate the gradient —
+the weight depends on that count only, never on which items follow the example.
+
+Measured on synthetic-small (shared 2-core CPU, 1 torch thread), protocol last_n, Recall@20 / Recall@100:
+the former default (mean pooling, uniform weights, batch 1024, 2 epochs) 0.396 / 0.668 in ~23-27 s per fit;
+the current one (mean_recency, n_u ** -0.5 weights, batch 512, 3 epochs) 0.490 / 0.727 in ~30-35 s (seed
+1: 0.484 / 0.726); ItemCF 0.446 / 0.667. The recency pooling learns to sharpen its prior (age weights
+1, 0.78, 0.52, 0.36, 0.22, ...). Cosine lr decay, lr 1e-2, batch 2048, 1,024 extra uniform negatives,
+position weights, and dropping the user id embedding were each measured worse; semantic item embeddings
+make no measurable difference here. On global_time (45 users, wide intervals) Recall@20 / @100 moved from
+0.083 / 0.225 to 0.065 / 0.204 (seed 1: 0.069 / 0.212 -> 0.079 / 0.206).
 
 Serving uses the user's whole training history (last L items), item vectors go into a faiss index
 (`ann.py`), and seen items are excluded with the shared rule. torch is imported inside functions only.
@@ -44,10 +60,25 @@ class TwoTowerConfig:
     logq_correction: bool = True
     mask_accidental_hits: bool = True
     epochs: int = 3
-    batch_size: int = 1024
+    # 512 rather than 1024: twice the steps per epoch at a lower cost per example (the [B, B] logits);
+    # measured better AND faster on synthetic-small (2048 was worse)
+    batch_size: int = 512
     lr: float = 3e-3
     weight_decay: float = 0.0
     seed: int = 0
+    # user tower: "mean" (masked mean of the last L items) or "mean_recency" (that mean concatenated with a
+    # recency-weighted masked mean: one learnable weight per age = rank from the most recent item)
+    pooling: str = "mean_recency"
+    # initial ratio between the weights of consecutive ages (mean_recency): a flat prior, close to the mean,
+    # that training sharpens where order carries signal (0.8 measured the same on synthetic-small, but worse
+    # on order-free data)
+    recency_init: float = 0.9
+    user_id_embedding: bool = True  # False: the user side is a function of the history (+ profile) only
+    # per-example loss weight n_u ** -user_weight_power (n_u = the user's number of training interactions),
+    # rescaled to mean 1: 0 = every interaction counts the same, 1 = every user counts the same (as in the
+    # per-user metrics); 0.5 in between (heavy users' many examples no longer dominate the gradient)
+    user_weight_power: float = 0.5
+    position_weight_power: float = 0.0  # x ((p + 1) / n_u) ** power, p = the example's position (measured worse)
     # torch intra-op threads during fit (None: leave torch's setting). 1 by default: on a shared 2-core box
     # (parallel Dagster steps, other jobs) 2 threads measured ~4x SLOWER than 1 (194 s vs 47 s, synthetic-small)
     num_threads: int | None = 1
@@ -61,6 +92,9 @@ class TwoTowerConfig:
     def from_dict(cls, d: dict) -> TwoTowerConfig:
         d = dict(d)
         d["ann"] = AnnConfig(**d.get("ann", {}))
+        # a checkpoint written before these fields existed: the architecture / training it was built with
+        d.setdefault("pooling", "mean")
+        d.setdefault("user_weight_power", 0.0)
         return cls(**d)
 
 
@@ -121,6 +155,25 @@ def build_histories(
     return hist, mask
 
 
+def example_weights(indptr: np.ndarray, user_power: float = 0.0, position_power: float = 0.0) -> np.ndarray | None:
+    """Loss weight of every training interaction (global row order), rescaled to mean 1; None when uniform.
+
+    `n_u ** -user_power` (n_u = the user's number of training interactions: 1 gives every user the same
+    total weight, as the per-user metrics do) times `((p + 1) / n_u) ** position_power` (p = the row's
+    position in the user's time-ordered history: > 0 favours later examples, closer to serving, which
+    predicts what follows the whole history). Only the user's count and the row's position are used.
+    """
+    if not user_power and not position_power:
+        return None
+    counts = np.diff(indptr).astype(np.float64)
+    n_u = np.repeat(counts, counts.astype(np.int64))
+    w = n_u ** -user_power
+    if position_power:
+        pos = np.arange(n_u.size, dtype=np.float64) - np.repeat(indptr[:-1], counts.astype(np.int64))
+        w = w * ((pos + 1.0) / n_u) ** position_power
+    return (w / w.mean()).astype(np.float32)
+
+
 def _serving_rows(indptr: np.ndarray, users: np.ndarray) -> np.ndarray:
     """The 'next' global position of each user: its history is then all of its training items."""
     return indptr[np.asarray(users, dtype=np.int64) + 1]
@@ -138,20 +191,53 @@ def _build_model(config: TwoTowerConfig, n_users: int, n_items: int, n_genres: i
     class UserTower(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.user_emb = nn.Embedding(n_users, D)
+            self.user_emb = nn.Embedding(n_users, D) if config.user_id_embedding else None
             self.hist_emb = nn.Embedding(n_items + 1, D)  # row n_items = padding (masked anyway)
-            self.mlp = nn.Sequential(nn.Linear(2 * D + 2, H), nn.ReLU(), nn.Linear(H, D))
-            nn.init.normal_(self.user_emb.weight, std=0.05)
+            self.recency = config.pooling == "mean_recency"
+            if config.pooling not in ("mean", "mean_recency"):
+                raise ValueError(f"unknown pooling {config.pooling!r}")
+            if self.recency:  # log-weight per age (0 = most recent item), init geometric decay
+                init = torch.arange(config.history_len, dtype=torch.float32) * math.log(config.recency_init)
+                self.age_logits = nn.Parameter(init)
+            width = D * (int(config.user_id_embedding) + 1 + int(self.recency)) + 2
+            self.mlp = nn.Sequential(nn.Linear(width, H), nn.ReLU(), nn.Linear(H, D))
+            if self.user_emb is not None:
+                nn.init.normal_(self.user_emb.weight, std=0.05)
             nn.init.normal_(self.hist_emb.weight, std=0.05)
 
         def pooled_history(self, hist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            m = mask.to(self.hist_emb.weight.dtype).unsqueeze(-1)
-            summed = (self.hist_emb(hist) * m).sum(dim=1)
-            return summed / m.sum(dim=1).clamp(min=1.0)  # masked mean: sum / real count
+            """Masked mean of the history embeddings: sum / real count (empty history -> zeros)."""
+            return self._pool(self.hist_emb(hist), self._mean_weights(mask).unsqueeze(1))[:, 0]
+
+        def recency_pooled_history(self, hist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            """Masked weighted mean with weight exp(age_logits[age]), age = number of REAL entries after the
+            entry (0 = the most recent). Ages are counted on the mask, so the result does not depend on where
+            or how much padding there is (entries oldest first); empty history -> zeros."""
+            return self._pool(self.hist_emb(hist), self._recency_weights(mask).unsqueeze(1))[:, 0]
+
+        def _mean_weights(self, mask: torch.Tensor) -> torch.Tensor:
+            m = mask.to(self.hist_emb.weight.dtype)
+            return m / m.sum(dim=1, keepdim=True).clamp(min=1.0)
+
+        def _recency_weights(self, mask: torch.Tensor) -> torch.Tensor:
+            m = mask.to(self.hist_emb.weight.dtype)
+            after = m.flip(1).cumsum(1).flip(1) - m  # real entries strictly after each position
+            age = after.long().clamp(max=self.age_logits.numel() - 1)  # older than the table: its last weight
+            w = torch.exp(self.age_logits[age]) * m  # padding -> weight 0
+            return w / w.sum(dim=1, keepdim=True).clamp(min=1e-12)
+
+        @staticmethod
+        def _pool(emb: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+            """[B, P, L] weights x [B, L, D] embeddings -> [B, P, D] (one batched matmul for all poolings)."""
+            return torch.bmm(weights, emb)
 
         def forward(self, users, hist, mask, profile):
-            x = torch.cat([self.user_emb(users), self.pooled_history(hist, mask), profile], dim=1)
-            return nn.functional.normalize(self.mlp(x), dim=1)
+            weights = [self._mean_weights(mask)]
+            if self.recency:
+                weights.append(self._recency_weights(mask))
+            pooled = self._pool(self.hist_emb(hist), torch.stack(weights, dim=1)).flatten(1)  # [B, P * D]
+            parts = [] if self.user_emb is None else [self.user_emb(users)]
+            return nn.functional.normalize(self.mlp(torch.cat([*parts, pooled, profile], dim=1)), dim=1)
 
     class ItemTower(nn.Module):
         def __init__(self) -> None:
@@ -196,25 +282,32 @@ def in_batch_logits(
     """
     import torch
 
-    logits = user_vecs @ item_vecs.T / temperature
+    scaled = user_vecs / temperature  # [B, D]: cheaper than dividing the [B, B] logits
     if log_q is not None:
-        logits = logits - log_q.unsqueeze(0)
+        logits = torch.addmm(-log_q.unsqueeze(0), scaled, item_vecs.T)  # fused <u, v> / T - log q
+    else:
+        logits = scaled @ item_vecs.T
     if mask_accidental_hits:
         hit = item_ids.unsqueeze(0) == item_ids.unsqueeze(1)
         if user_ids is not None:
-            hit = hit | (user_ids.unsqueeze(0) == user_ids.unsqueeze(1))
+            hit |= user_ids.unsqueeze(0) == user_ids.unsqueeze(1)
         hit.fill_diagonal_(False)
         logits = logits.masked_fill(hit, float("-inf"))
     return logits
 
 
 def in_batch_softmax_loss(user_vecs, item_vecs, item_ids, log_q=None, temperature: float = 1.0,
-                          mask_accidental_hits: bool = True, user_ids=None):
+                          mask_accidental_hits: bool = True, user_ids=None, weights=None):
+    """Cross-entropy of `in_batch_logits` (target: the diagonal); `weights` [B]: per-row loss weights
+    (weighted mean; None = the plain mean)."""
     import torch
 
     logits = in_batch_logits(user_vecs, item_vecs, item_ids, log_q, temperature, mask_accidental_hits, user_ids)
     target = torch.arange(logits.shape[0], device=logits.device)
-    return torch.nn.functional.cross_entropy(logits, target)
+    if weights is None:
+        return torch.nn.functional.cross_entropy(logits, target)
+    per_row = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    return (per_row * weights).sum() / weights.sum()
 
 
 # ------------------------------------------------------------------------------------------------ channel
@@ -336,6 +429,7 @@ class TwoTowerRecall(BaseRecall):
             opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             row_users = self._row_users(train)
             n = train.items.size
+            row_w = example_weights(train.indptr, cfg.user_weight_power, cfg.position_weight_power)
             losses: list[float] = []
             t0 = time.perf_counter()
             self.model.train()
@@ -357,6 +451,7 @@ class TwoTowerRecall(BaseRecall):
                     loss = in_batch_softmax_loss(
                         u, v, items, log_q[items] if cfg.logq_correction else None, cfg.temperature,
                         cfg.mask_accidental_hits, users_t,
+                        weights=None if row_w is None else torch.as_tensor(row_w[rows], device=dev),
                     )
                     opt.zero_grad(set_to_none=True)
                     loss.backward()

@@ -11,6 +11,7 @@ from movielens_assets.core.recall.two_tower import (
     TwoTowerRecall,
     _build_model,
     build_histories,
+    example_weights,
     in_batch_logits,
     in_batch_softmax_loss,
     item_features_from_movies,
@@ -208,6 +209,111 @@ def test_masked_mean_invariant_to_padding_length_and_batch_composition():
     assert torch.equal(empty, torch.zeros_like(empty))
 
 
+def test_recency_pooling_is_masked_and_invariant_to_padding_and_batch_composition():
+    torch.manual_seed(0)
+    cfg = TwoTowerConfig(dim=8, hidden=16, history_len=6, pooling="mean_recency", recency_init=0.5)
+    tower = _build_model(cfg, n_users=5, n_items=20, n_genres=3, sem_dim=0).user_tower
+    with torch.no_grad():
+        tower.hist_emb.weight[20] = 7.0  # a non-zero padding row: masking must remove it
+    emb = tower.hist_emb.weight.detach()
+    real = torch.tensor([3, 11, 4])  # oldest first: ages 2, 1, 0 -> initial weights 0.25, 0.5, 1
+    w = torch.tensor([0.25, 0.5, 1.0])
+    expected = (w[:, None] * emb[real]).sum(dim=0) / w.sum()
+    outs = []
+    # padding before the items (the build_histories layout) or after them, of any length
+    for before, after in ((0, 0), (3, 0), (0, 2), (1, 5)):
+        hist = torch.cat([torch.full((before,), 20), real, torch.full((after,), 20)]).unsqueeze(0)
+        mask = hist != 20
+        torch.testing.assert_close(tower.recency_pooled_history(hist, mask)[0], expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(tower.pooled_history(hist, mask)[0], emb[real].mean(dim=0), rtol=0, atol=1e-6)
+        outs.append(tower(torch.tensor([2]), hist, mask, torch.zeros(1, 2)))
+    for o in outs[1:]:
+        torch.testing.assert_close(o, outs[0], rtol=0, atol=1e-6)
+    # the most recent item weighs the most; the weights are learnable parameters
+    assert tower.age_logits.requires_grad and tower.age_logits.argmax().item() == 0
+    # the same user inside a batch of other users with longer / shorter histories: same vector
+    hist = torch.tensor([[20, 20, 20, 3, 11, 4], [1, 2, 5, 6, 7, 8], [9, 20, 20, 20, 20, 20]])
+    batch = tower(torch.tensor([2, 0, 4]), hist, hist != 20, torch.zeros(3, 2))
+    torch.testing.assert_close(batch[0:1], outs[0], rtol=0, atol=1e-6)
+    # more items than the age table: the oldest share the last weight (no index error)
+    long = torch.arange(9).unsqueeze(0)
+    ages_w = torch.tensor([0.5 ** min(8 - j, 5) for j in range(9)])
+    torch.testing.assert_close(tower.recency_pooled_history(long, long >= 0)[0],
+                               (ages_w[:, None] * emb[:9]).sum(dim=0) / ages_w.sum(), rtol=0, atol=1e-6)
+    # an empty history pools to zeros (no division by zero)
+    empty = tower.recency_pooled_history(torch.full((1, 4), 20), torch.zeros(1, 4, dtype=torch.bool))
+    assert torch.equal(empty, torch.zeros_like(empty))
+
+
+def test_user_tower_without_user_id_depends_on_history_only(tmp_path):
+    cfg = TwoTowerConfig(dim=8, hidden=16, history_len=5, user_id_embedding=False)
+    tower = _build_model(cfg, n_users=5, n_items=20, n_genres=3, sem_dim=0).user_tower
+    assert tower.user_emb is None
+    hist = torch.tensor([[1, 2, 3], [1, 2, 3]])
+    out = tower(torch.tensor([0, 4]), hist, hist >= 0, torch.zeros(2, 2))
+    torch.testing.assert_close(out[0], out[1], rtol=0, atol=0)
+    train, _, _ = clustered(seed=5, n_a=20, n_b=10)
+    model = TwoTowerRecall(TwoTowerConfig(dim=16, hidden=32, history_len=5, epochs=1, batch_size=64,
+                                          user_id_embedding=False, num_threads=1), device="cpu").fit(train)
+    model.save(tmp_path / "m")
+    back = TwoTowerRecall.load(tmp_path / "m", train)
+    np.testing.assert_allclose(back.user_vectors(np.arange(5)), model.user_vectors(np.arange(5)), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- example weights
+
+
+def test_example_weights_use_only_user_counts_and_positions():
+    indptr = np.array([0, 2, 2, 8])  # users of 2, 0 and 6 training interactions
+    assert example_weights(indptr) is None  # uniform: the plain mean loss
+    w = example_weights(indptr, user_power=1.0)
+    assert w.shape == (8,) and w.dtype == np.float32
+    np.testing.assert_allclose(w.mean(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose([w[:2].sum(), w[2:].sum()], [4.0, 4.0], rtol=1e-6)  # every user counts the same
+    half = example_weights(indptr, user_power=0.5)
+    np.testing.assert_allclose(half[0] / half[2], np.sqrt(6 / 2), rtol=1e-6)
+    pos = example_weights(indptr, position_power=1.0)  # later positions weigh more, within each user
+    np.testing.assert_allclose(pos / pos[1], [0.5, 1.0] + [j / 6 for j in range(1, 7)], rtol=1e-6)
+    # a weight depends on the user's count and the row's position only, never on which items follow:
+    # appending interactions to ANOTHER user leaves the relative weights of this user unchanged
+    more = example_weights(np.array([0, 2, 2, 12]), user_power=0.5, position_power=1.0)
+    base = example_weights(indptr, user_power=0.5, position_power=1.0)
+    np.testing.assert_allclose(more[:2] / more[0], base[:2] / base[0], rtol=1e-6)
+
+
+def test_example_weights_change_the_loss_not_the_inputs():
+    rng = np.random.default_rng(6)
+    n = 600  # users of very different activity (the weights differ between them)
+    train = Interactions.from_arrays(rng.zipf(1.5, n) % 20, rng.integers(0, 50, n), np.ones(n), rng.permutation(n),
+                                     20, 50)
+    assert np.ptp(np.diff(train.indptr)) > 10
+    base = dict(dim=16, hidden=32, history_len=5, epochs=1, batch_size=64, num_threads=1)
+    plain = TwoTowerRecall(TwoTowerConfig(**base, user_weight_power=0.0), device="cpu").fit(train)
+    weighted = TwoTowerRecall(TwoTowerConfig(**base, user_weight_power=1.0), device="cpu").fit(train)
+    assert plain.training_log_["loss_per_epoch"] != weighted.training_log_["loss_per_epoch"]
+    # the user side of an example is still its strictly-earlier history
+    rows = np.arange(train.items.size)
+    users = TwoTowerRecall._row_users(train)
+    h1, m1, _ = plain._user_inputs(train, rows, users)
+    h2, m2, _ = weighted._user_inputs(train, rows, users)
+    np.testing.assert_array_equal(h1, h2)
+    np.testing.assert_array_equal(m1, m2)
+
+
+def test_weighted_loss_is_the_weighted_mean_of_row_losses():
+    torch.manual_seed(2)
+    u = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    v = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    items = torch.tensor([0, 1, 2, 3])
+    w = torch.tensor([1.0, 2.0, 0.5, 0.5])
+    logits = in_batch_logits(u, v, items, temperature=0.2)
+    rows = torch.nn.functional.cross_entropy(logits, torch.arange(4), reduction="none")
+    torch.testing.assert_close(in_batch_softmax_loss(u, v, items, temperature=0.2, weights=w),
+                               (rows * w).sum() / w.sum())
+    torch.testing.assert_close(in_batch_softmax_loss(u, v, items, temperature=0.2, weights=torch.ones(4)),
+                               in_batch_softmax_loss(u, v, items, temperature=0.2))
+
+
 def test_serving_user_vectors_do_not_depend_on_batch(trained):
     model, train, _, _ = trained
     alone = model.user_vectors(np.array([7]))
@@ -289,3 +395,14 @@ def test_device_auto_resolves_and_ann_config_is_used():
     idx, _ = model.recommend(np.arange(train.n_users), 10)
     for u in range(train.n_users):
         assert not np.isin(idx[u], train.user_items(u)).any() and (idx[u] >= 0).all()
+
+
+def test_config_of_an_older_checkpoint_keeps_its_architecture():
+    old = TwoTowerConfig(dim=16).to_dict()
+    for key in ("pooling", "recency_init", "user_id_embedding", "user_weight_power", "position_weight_power"):
+        old.pop(key)
+    back = TwoTowerConfig.from_dict(old)
+    assert back.pooling == "mean" and back.user_weight_power == 0.0 and back.user_id_embedding
+    assert TwoTowerConfig.from_dict(TwoTowerConfig().to_dict()) == TwoTowerConfig()
+    with pytest.raises(ValueError, match="pooling"):
+        _build_model(TwoTowerConfig(pooling="max"), n_users=2, n_items=3, n_genres=1, sem_dim=0)
