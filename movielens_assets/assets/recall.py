@@ -23,7 +23,7 @@ import numpy as np
 
 from movielens_assets.assets import ingest
 from movielens_assets.assets._metadata import markdown_table
-from movielens_assets.core.evaluation.splits import PROTOCOLS, Split, load_split, write_splits
+from movielens_assets.core.evaluation.splits import PROTOCOLS, Split, has_target, load_split, with_target, write_splits
 from movielens_assets.core.recall.base import BaseRecall, IdMap
 from movielens_assets.core.recall.itemcf import ItemCFParams
 from movielens_assets.resources import DataLake, MovieLensSource
@@ -38,10 +38,10 @@ EXTRA_CHANNELS: tuple[str, ...] = ("popularity_recent",)
 """Channels written and evaluated, but not merged."""
 MERGED = "merged"
 MERGE_DEFAULT = "rrf"
-"""Chosen on measurements (docs/EVALUATION.md): with the four channels, reciprocal-rank fusion beats the
-quota merge on synthetic-small last_n (Recall@20 0.399 vs 0.349, Recall@100 0.694 vs 0.638) and is the
-only list above every single channel at Recall@100. `merged` is RRF; `merged_quota` is written and
-evaluated beside it. (With only popularity + ItemCF, quota had won.)"""
+"""Chosen on measurements (docs/EVALUATION.md): reciprocal-rank fusion with channel weights tuned on
+global_time's valid window (`_tuned_weights`) is the only list above every single channel at Recall@100
+on synthetic-small (last_n 0.738 vs 0.736 for two_tower; equal-weight RRF 0.714, equal-weight quota 0.666).
+`merged` is that RRF; `merged_quota` (equal weights) is written and evaluated beside it."""
 TABLE_KS = (20, 100)
 
 
@@ -49,8 +49,15 @@ def splits_dir(lake: DataLake) -> Path:
     return lake.recall_dir / "splits"
 
 
-def candidates_path(lake: DataLake, protocol: str, channel: str) -> Path:
-    return lake.recall_dir / "candidates" / protocol / f"{channel}.parquet"
+def candidates_path(lake: DataLake, protocol: str, channel: str, target: str = "test") -> Path:
+    """Candidates of `channel` for the `target` users ("test"; "valid": global_time's tuning window)."""
+    base = lake.recall_dir / "candidates" / protocol
+    return (base if target == "test" else base / target) / f"{channel}.parquet"
+
+
+TUNING_PROTOCOL, TUNING_TARGET = "global_time", "valid"
+"""Merge weights are tuned on global_time's valid window (between train and test in time) and applied to
+every protocol: no test row is ever looked at."""
 
 
 def model_dir(lake: DataLake, protocol: str, channel: str) -> Path:
@@ -81,8 +88,9 @@ def write_parquet(table, path: Path) -> None:
 
 
 def write_channel_candidates(lake: DataLake, protocol: str, channel: str, split: Split, model: BaseRecall,
-                             k: int = CANDIDATES_PER_CHANNEL) -> dict[str, float]:
-    """Batch-recommend `k` items to every test user of `split`, write them; returns row count and users/s."""
+                             k: int = CANDIDATES_PER_CHANNEL, target: str = "test") -> dict[str, float]:
+    """Batch-recommend `k` items to every evaluated user of `split` (its `target` rows), write them; returns
+    row count and users/s."""
     users = split.test_user_index
     start = time.perf_counter()
     parts = [model.recommend(users[s : s + RECOMMEND_BATCH], k) for s in range(0, users.size, RECOMMEND_BATCH)]
@@ -90,7 +98,7 @@ def write_channel_candidates(lake: DataLake, protocol: str, channel: str, split:
     items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, k), np.int32)
     scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.float32)
     table = candidates_table(split.ids, users, items, scores)
-    write_parquet(table, candidates_path(lake, protocol, channel))
+    write_parquet(table, candidates_path(lake, protocol, channel, target))
     return {"rows": table.num_rows, "users_per_s": round(users.size / seconds, 1) if seconds else 0.0}
 
 
@@ -144,6 +152,10 @@ def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dic
                 model.save(model_dir(lake, protocol, name))
                 out = write_channel_candidates(lake, protocol, name, split, model)
                 stats[f"{protocol}/{name}"] = {"fit_s": round(fit_s, 2), **out, "users": int(split.test_users.size)}
+                if protocol == TUNING_PROTOCOL and has_target(splits_dir(lake) / protocol, TUNING_TARGET):
+                    tuning = with_target(con, split, splits_dir(lake) / protocol, TUNING_TARGET)
+                    out_v = write_channel_candidates(lake, protocol, name, tuning, model, target=TUNING_TARGET)
+                    stats[f"{protocol}/{TUNING_TARGET}/{name}"] = {**out_v, "users": int(tuning.test_users.size)}
                 curve = _training_curve(model)
                 if curve is not None:
                     curves[f"{protocol}/{name}"] = curve
@@ -341,15 +353,64 @@ def semantic_recall(context: dg.AssetExecutionContext, config: SemanticAssetConf
 class MergeConfig(dg.Config):
     size: int = 200
     rrf_k: float = 60.0
+    tune_weights: bool = True
+    """Tune the RRF channel weights on global_time's valid window (Recall@100, then Recall@20; never on test
+    rows) and use them for every protocol; False: equal weights."""
+
+
+def merge_weights_path(lake: DataLake) -> Path:
+    return lake.recall_dir / "candidates" / "merge_weights.json"
+
+
+def _tuned_weights(context: dg.AssetExecutionContext, lake: DataLake, config: MergeConfig) -> dict[str, Any]:
+    """{"weights": {channel: w} or None (equal), ...} from the channels' candidates for the tuning users."""
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.evaluation.metrics import per_user_metrics, rec_matrix_from_ranks, relevance_matrix
+    from movielens_assets.core.recall.merge import tune_weights
+
+    if not config.tune_weights:
+        return {"weights": None, "note": "tune_weights=False: equal weights"}
+    present = {c: candidates_path(lake, TUNING_PROTOCOL, c, TUNING_TARGET) for c in RECALL_CHANNELS}
+    present = {c: p for c, p in present.items() if p.exists()}
+    if len(present) < 2:
+        return {"weights": None, "note": f"fewer than 2 channels have {TUNING_PROTOCOL}/{TUNING_TARGET} candidates: "
+                                         "equal weights"}
+    con = lake.duckdb()
+    try:
+        split = load_split(con, splits_dir(lake) / TUNING_PROTOCOL, TUNING_TARGET)
+    finally:
+        con.close()
+    if split.test_users.size == 0:
+        return {"weights": None, "note": f"no {TUNING_PROTOCOL}/{TUNING_TARGET} user is known in train: equal weights"}
+    tables = {c: pq.read_table(p, columns=["user_id", "movie_id", "rank", "score"]) for c, p in present.items()}
+
+    def score(merged) -> tuple[float, float]:
+        rec = rec_matrix_from_ranks(split.test_users, merged["user_id"].to_numpy().astype(np.int64),
+                                    merged["movie_id"].to_numpy().astype(np.int64), merged["rank"].to_numpy(), 100)
+        hits, n_rel = relevance_matrix(rec, split.test_users, split.test_user_ids, split.test_movie_ids)
+        m = per_user_metrics(hits, n_rel, (20, 100))
+        return float(m["recall@100"].mean()), float(m["recall@20"].mean())
+
+    weights, best, trace = tune_weights(tables, score, method="rrf", size=config.size, rrf_k=config.rrf_k)
+    context.log.info(f"merge weights tuned on {TUNING_PROTOCOL}/{TUNING_TARGET} ({split.test_users.size:,} users): "
+                     f"{weights} -> Recall@100 {best[0]:.4f}, Recall@20 {best[1]:.4f} (equal weights: "
+                     f"{trace[0]['score'][0]:.4f}, {trace[0]['score'][1]:.4f})")
+    return {"weights": weights, "tuned_on": f"{TUNING_PROTOCOL}/{TUNING_TARGET}", "users": int(split.test_users.size),
+            "recall@100": best[0], "recall@20": best[1], "trace": trace}
 
 
 @dg.asset(group_name=GROUP, deps=[f"{c}_recall" for c in RECALL_CHANNELS], kinds={"duckdb", "parquet"})
 def recall_candidates(context: dg.AssetExecutionContext, config: MergeConfig, lake: DataLake) -> dg.MaterializeResult:
-    """Per test user: the channels' lists merged (RRF; quota beside it), de-duplicated, with provenance."""
+    """Per test user: the channels' lists merged (RRF with channel weights tuned on global_time's valid
+    window; an equal-weight quota merge beside it), de-duplicated, with provenance."""
     import pyarrow.parquet as pq
 
+    from movielens_assets.core.data.atomic import atomic_write_text
     from movielens_assets.core.recall.merge import METHODS, merge_candidates
 
+    tuning = _tuned_weights(context, lake, config)
+    atomic_write_text(merge_weights_path(lake), json.dumps(tuning, indent=2))
     stats: dict[str, dict] = {}
     for protocol in PROTOCOLS:
         present = {c: candidates_path(lake, protocol, c) for c in RECALL_CHANNELS
@@ -360,12 +421,14 @@ def recall_candidates(context: dg.AssetExecutionContext, config: MergeConfig, la
         tables = {c: pq.read_table(p, columns=["user_id", "movie_id", "rank", "score"]) for c, p in present.items()}
         for method in METHODS:
             name = MERGED if method == MERGE_DEFAULT else f"{MERGED}_{method}"
-            merged = merge_candidates(tables, method=method, size=config.size, rrf_k=config.rrf_k)
+            weights = tuning["weights"] if method == MERGE_DEFAULT else None
+            merged = merge_candidates(tables, method=method, size=config.size, rrf_k=config.rrf_k, weights=weights)
             write_parquet(merged, candidates_path(lake, protocol, name))
             stats[f"{protocol}/{name}"] = {"rows": merged.num_rows, "channels": list(present)}
     return dg.MaterializeResult(metadata={
         "stats": dg.MetadataValue.json(stats),
         "method": MERGE_DEFAULT,
+        "weights": dg.MetadataValue.json(tuning),
         "dagster/row_count": stats[f"{PROTOCOLS[0]}/{MERGED}"]["rows"],
         "path": dg.MetadataValue.path(str(candidates_path(lake, PROTOCOLS[0], MERGED))),
     })
@@ -413,6 +476,9 @@ def recall_metrics(context: dg.AssetExecutionContext, config: MetricsConfig, lak
 
     report: dict = {"dataset": movielens.dataset, "relevance": "any test interaction; *_liked: rating >= 4",
                     "ks": list(KS), "candidates_per_channel": CANDIDATES_PER_CHANNEL, "protocols": {}}
+    if merge_weights_path(lake).exists():
+        tuning = json.loads(merge_weights_path(lake).read_text())
+        report["merge"] = {"method": MERGE_DEFAULT, **{k: v for k, v in tuning.items() if k != "trace"}}
     con = lake.duckdb()
     try:
         for protocol in PROTOCOLS:

@@ -182,3 +182,25 @@ def test_semantic_recall_fails_clearly_without_embeddings(tmp_path):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "no item embeddings are stored" in failure.step_failure_data.error.message
+
+
+def test_merge_weights_tuned_on_valid_users_only(lake):
+    """Every channel also answers global_time's valid users (never test users there); the RRF weights come
+    from those lists, are recorded, and the report says where they were tuned."""
+    root, mats = lake
+    con = duckdb.connect()
+    gt = root / "recall" / "splits" / "global_time"
+    for channel in ("popularity", "itemcf", *NEW_CHANNELS):
+        path = root / "recall" / "candidates" / "global_time" / "valid" / f"{channel}.parquet"
+        outside, n = con.execute(f"""
+            SELECT count(*) FILTER (WHERE c.user_id NOT IN (SELECT user_id FROM read_parquet('{gt}/valid.parquet'))),
+                   count(*)
+            FROM read_parquet('{path}') c""").fetchone()
+        assert n > 0 and outside == 0, channel
+    tuning = json.loads((root / "recall" / "candidates" / "merge_weights.json").read_text())
+    assert tuning["tuned_on"] == "global_time/valid" and tuning["users"] > 0
+    assert set(tuning["weights"]) == {"popularity", "itemcf", *NEW_CHANNELS}
+    assert tuple(tuning["trace"][-1]["score"]) >= tuple(tuning["trace"][0]["score"])
+    report = json.loads((root / "metrics" / "recall.json").read_text())
+    assert report["merge"]["weights"] == tuning["weights"] and report["merge"]["tuned_on"] == "global_time/valid"
+    assert mats["recall_candidates"]["weights"].value["weights"] == tuning["weights"]

@@ -132,7 +132,9 @@ class Split:
         return np.bincount(self.train.items, minlength=self.ids.n_items)
 
 
-def load_split(con: duckdb.DuckDBPyConnection, directory: str | os.PathLike[str]) -> Split:
+def load_split(con: duckdb.DuckDBPyConnection, directory: str | os.PathLike[str], target: str = "test") -> Split:
+    """The protocol in `directory`: IdMap, train, and the evaluation rows of `target` ("test", or "valid"
+    where the protocol has one -- global_time's tuning window) in the `test_*` fields."""
     directory = Path(directory)
     ids = IdMap.load(directory / "ids")
     tr = con.execute(
@@ -142,11 +144,29 @@ def load_split(con: duckdb.DuckDBPyConnection, directory: str | os.PathLike[str]
     train = Interactions.from_arrays(
         ids.user_index(tr["user_id"]), ids.item_index(tr["movie_id"]), tr["rating"], tr["ts"], ids.n_users, ids.n_items
     )
+    return Split(directory.name, ids, train, *_targets(con, directory, ids, target))
+
+
+def with_target(con: duckdb.DuckDBPyConnection, split: Split, directory: str | os.PathLike[str], target: str) -> Split:
+    """`split` (same IdMap and train) evaluated on another target file of its protocol, e.g. "valid"."""
+    import dataclasses
+
+    users, user_ids, movie_ids, ratings = _targets(con, Path(directory), split.ids, target)
+    return dataclasses.replace(split, test_users=users, test_user_ids=user_ids, test_movie_ids=movie_ids,
+                               test_ratings=ratings)
+
+
+def has_target(directory: str | os.PathLike[str], target: str) -> bool:
+    return (Path(directory) / f"{target}.parquet").is_file()
+
+
+def _targets(con: duckdb.DuckDBPyConnection, directory: Path, ids: IdMap, target: str):
+    path = directory / f"{target}.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: protocol {directory.name!r} has no {target!r} rows")
     te = con.execute(
-        f"SELECT user_id, movie_id, rating FROM read_parquet({sql_str(directory / 'test.parquet')}) "
-        f"ORDER BY user_id, timestamp, movie_id"
+        f"SELECT user_id, movie_id, rating FROM read_parquet({sql_str(path)}) ORDER BY user_id, timestamp, movie_id"
     ).fetchnumpy()
     known = ids.user_index(te["user_id"]) >= 0
     tu, tm, trt = (np.asarray(te[c])[known] for c in ("user_id", "movie_id", "rating"))
-    return Split(directory.name, ids, train, np.unique(tu.astype(np.int64)), tu.astype(np.int64),
-                 tm.astype(np.int64), trt.astype(np.float32))
+    return np.unique(tu.astype(np.int64)), tu.astype(np.int64), tm.astype(np.int64), trt.astype(np.float32)

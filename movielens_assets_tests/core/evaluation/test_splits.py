@@ -67,3 +67,24 @@ def test_global_time_cut(ratings, tmp_path):
     assert ts["valid"] == [50] and sorted(ts["test"]) == [60, 70]
     split = load_split(con, tmp_path / "gt")
     assert split.test_users.tolist() == [3] and counts["test_users"] == 1  # user 3 is known in train
+
+
+def test_valid_target_for_tuning(ratings, tmp_path):
+    """global_time's valid window loads as an evaluation target of its own (train unchanged); last_n has none."""
+    from movielens_assets.core.evaluation.splits import has_target, with_target
+
+    con = duckdb.connect()
+    split_global_time(con, ratings, tmp_path / "gt")
+    split_last_n(con, ratings, tmp_path / "ln", n=3)
+    test = load_split(con, tmp_path / "gt")
+    valid = load_split(con, tmp_path / "gt", target="valid")
+    rows = con.execute(f"SELECT user_id, movie_id FROM read_parquet('{tmp_path}/gt/valid.parquet')").fetchall()
+    known = [(u, m) for u, m in rows if test.ids.user_index([u])[0] >= 0]
+    assert known
+    assert list(zip(valid.test_user_ids.tolist(), valid.test_movie_ids.tolist(), strict=True)) == known
+    np.testing.assert_array_equal(valid.train.items, test.train.items)
+    again = with_target(con, test, tmp_path / "gt", "valid")
+    np.testing.assert_array_equal(again.test_movie_ids, valid.test_movie_ids)
+    assert has_target(tmp_path / "gt", "valid") and not has_target(tmp_path / "ln", "valid")
+    with pytest.raises(FileNotFoundError, match="valid.parquet.*no 'valid' rows"):
+        load_split(con, tmp_path / "ln", target="valid")

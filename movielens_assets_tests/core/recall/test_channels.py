@@ -100,3 +100,37 @@ def test_merge_rrf_and_quota_keep_provenance():
     assert quota[1]["channels"] == ["b"] and quota[1]["rank_a"] is None
     with pytest.raises(ValueError):
         merge_candidates({"A b": a})
+
+
+def test_zero_weight_keeps_provenance_but_proposes_nothing():
+    a = _cands([(1, 10, 1), (1, 11, 2)])
+    b = _cands([(1, 11, 1), (1, 20, 2)])
+    rows = merge_candidates({"a": a, "b": b}, method="rrf", size=10, weights={"a": 1.0, "b": 0.0}).to_pylist()
+    assert [r["movie_id"] for r in rows] == [10, 11]  # 20 came from b only
+    assert rows[1]["channels"] == ["a", "b"] and rows[1]["rank_b"] == 1  # b's rank of 11 is kept
+    quota = merge_candidates({"a": a, "b": b}, method="quota", size=10, weights={"a": 1.0, "b": 0.0}).to_pylist()
+    assert [r["movie_id"] for r in quota] == [10, 11]
+    with pytest.raises(ValueError, match="positive sum"):
+        merge_candidates({"a": a}, weights={"a": 0.0})
+    with pytest.raises(ValueError, match=">= 0"):
+        merge_candidates({"a": a, "b": b}, weights={"a": 1.0, "b": -1.0})
+
+
+def test_tune_weights_prefers_the_channel_that_finds_the_validation_items():
+    from movielens_assets.core.recall.merge import tune_weights
+
+    relevant = {u: {100 + u, 200 + u} for u in range(20)}  # validation items per user
+    good = _cands([(u, m, r) for u in range(20) for r, m in enumerate([50, 100 + u, 200 + u], start=2)])
+    noise = _cands([(u, 900 + r, r) for u in range(20) for r in range(1, 6)])
+
+    def score(merged):  # recall@3 on the validation items
+        got: dict[int, list[int]] = {}
+        for row in merged.to_pylist():
+            if row["rank"] <= 3:
+                got.setdefault(row["user_id"], []).append(row["movie_id"])
+        return (sum(len(relevant[u] & set(got.get(u, []))) / 2 for u in relevant) / len(relevant),)
+
+    weights, best, trace = tune_weights({"good": good, "noise": noise}, score, method="rrf", size=10)
+    assert weights["noise"] < weights["good"]
+    assert best > tuple(trace[0]["score"]) and best == (1.0,)
+    assert all(tuple(b["score"]) > tuple(a["score"]) for a, b in zip(trace, trace[1:]))  # only improvements kept
