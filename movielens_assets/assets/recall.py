@@ -270,6 +270,9 @@ class TwoTowerAssetConfig(dg.Config):
     """User-tower pooling of the history: "mean", or "mean_recency" (+ a learned recency-weighted mean)."""
     user_weight_power: float = 0.5
     """Loss weight n_u ** -power per training example (n_u: its user's training interactions); 0 = uniform."""
+    max_examples_per_epoch: int | None = None
+    """Train each epoch on a fresh uniform sample of this many interactions (None: all). On a CPU at 32M
+    ratings an epoch over all 31M interactions takes hours (docs/BENCHMARKS.md); e.g. 2_000_000 bounds it."""
     num_threads: int | None = 1
     """torch intra-op threads during fit (1: measured fastest on a shared 2-core box; None: torch's setting)."""
     use_item_embeddings: bool = True
@@ -291,7 +294,8 @@ def two_tower_recall(context: dg.AssetExecutionContext, config: TwoTowerAssetCon
     tt_config = TwoTowerConfig(dim=config.dim, hidden=config.hidden, history_len=config.history_len,
                                epochs=config.epochs, batch_size=config.batch_size, temperature=config.temperature,
                                lr=config.lr, num_threads=config.num_threads, seed=config.seed, pooling=config.pooling,
-                               user_weight_power=config.user_weight_power)
+                               user_weight_power=config.user_weight_power,
+                               max_examples_per_epoch=config.max_examples_per_epoch)
     movies = pq.read_table(lake.processed("movies"), columns=["movie_id", "year", "genres"])
     movie_ids = movies.column("movie_id").to_numpy().astype(np.int64)
     years, genres = movies.column("year").to_pylist(), movies.column("genres").to_pylist()

@@ -406,3 +406,26 @@ def test_config_of_an_older_checkpoint_keeps_its_architecture():
     assert TwoTowerConfig.from_dict(TwoTowerConfig().to_dict()) == TwoTowerConfig()
     with pytest.raises(ValueError, match="pooling"):
         _build_model(TwoTowerConfig(pooling="max"), n_users=2, n_items=3, n_genres=1, sem_dim=0)
+
+
+def test_max_examples_per_epoch_bounds_each_epoch(monkeypatch):
+    """Each epoch trains on exactly the capped number of examples (a fresh sample); None trains on all."""
+    from movielens_assets.core.recall import two_tower
+
+    train, _, _ = clustered(seed=2, n_a=30, n_b=10)
+    seen_rows: list[int] = []
+    real = two_tower.in_batch_softmax_loss
+
+    def counting(u, *args, **kwargs):
+        seen_rows.append(int(u.shape[0]))
+        return real(u, *args, **kwargs)
+
+    monkeypatch.setattr(two_tower, "in_batch_softmax_loss", counting)
+    cfg = TwoTowerConfig(dim=8, hidden=16, history_len=5, epochs=3, batch_size=64, num_threads=1,
+                         max_examples_per_epoch=200)
+    model = TwoTowerRecall(cfg, device="cpu").fit(train)
+    assert sum(seen_rows) == 3 * 200 and model.training_log_["examples_per_epoch"] == 200
+    seen_rows.clear()
+    TwoTowerRecall(TwoTowerConfig(dim=8, hidden=16, history_len=5, epochs=1, batch_size=64, num_threads=1),
+                   device="cpu").fit(train)
+    assert sum(seen_rows) == train.items.size - (train.items.size % 64 == 1)  # a 1-row tail batch is skipped
