@@ -88,7 +88,8 @@ def _generate(size: str, cache: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["1m", "10m", "32m"])
-    parser.add_argument("--repeat", type=int, default=1, help="runs per method (best time, max memory reported)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="interleaved rounds (best time, max memory and the median paired ratio reported)")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / ".bench")
     parser.add_argument("--child", nargs=3, metavar=("METHOD", "CSV_DIR", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--generate", metavar="SIZE", help=argparse.SUPPRESS)
@@ -109,29 +110,38 @@ def main() -> None:
         csv_mb = (Path(gen["dir"]) / "ratings.csv").stat().st_size / 2**20
         print(f"   generation: {gen['seconds']:.1f}s, peak {gen['peak_mb']:.0f} MB (0 s when cached); "
               f"ratings.csv {csv_mb:.0f} MB", flush=True)
-        result = {}
-        for method in METHODS:
-            best = {"seconds": float("inf"), "cpu_s": float("inf"), "peak_mb": 0.0}
-            for _ in range(args.repeat):
+        # Interleaved rounds (ours, duckdb-copy, pandas, ours, ...): drift of a shared machine hits every
+        # method alike; each round also gives a PAIRED ours / duckdb-copy ratio (median reported).
+        runs: dict[str, list[dict]] = {m: [] for m in METHODS}
+        for _ in range(args.repeat):
+            for method in METHODS:
                 out = args.cache_dir / "out" / f"{size}-{method}.parquet"
                 out.parent.mkdir(parents=True, exist_ok=True)
-                r = _run_child(["--child", method, gen["dir"], str(out)])
-                best = {"seconds": min(best["seconds"], r["seconds"]), "cpu_s": min(best["cpu_s"], r["cpu_s"]),
-                        "peak_mb": max(best["peak_mb"], r["peak_mb"])}
+                runs[method].append(_run_child(["--child", method, gen["dir"], str(out)]))
                 out.unlink(missing_ok=True)
-            result[method] = best
-            print(f"   {method:<12} {best['seconds']:7.2f} s wall {best['cpu_s']:7.2f} s cpu  peak {best['peak_mb']:7.0f} MB",
-                  flush=True)
+        result = {m: {"seconds": min(r["seconds"] for r in rs), "cpu_s": min(r["cpu_s"] for r in rs),
+                      "peak_mb": max(r["peak_mb"] for r in rs)} for m, rs in runs.items()}
+        paired = sorted(o["seconds"] / d["seconds"] for o, d in zip(runs["ours"], runs["duckdb-copy"], strict=True))
+        result["paired_median"] = paired[len(paired) // 2] if len(paired) % 2 else \
+            (paired[len(paired) // 2 - 1] + paired[len(paired) // 2]) / 2
+        for method in METHODS:
+            best = result[method]
+            rounds = ", ".join(f"{r['seconds']:.2f}" for r in runs[method])
+            print(f"   {method:<12} {best['seconds']:7.2f} s wall {best['cpu_s']:7.2f} s cpu  peak {best['peak_mb']:7.0f} MB"
+                  f"  (rounds: {rounds} s)", flush=True)
+        print(f"   paired ours / duckdb-copy wall per round: {', '.join(f'{x:.2f}' for x in paired)} "
+              f"(median {result['paired_median']:.2f}x)", flush=True)
         rows.append((size, gen, result))
 
     print("\n| size | ours wall s / cpu s / MB | duckdb-copy wall s / cpu s / MB | pandas wall s / cpu s / MB "
-          "| wall vs duckdb-copy | cpu vs duckdb-copy | memory vs pandas |")
-    print("|---|---|---|---|---|---|---|")
+          "| wall vs duckdb-copy (best) | paired wall ratio (median) | cpu vs duckdb-copy | memory vs pandas |")
+    print("|---|---|---|---|---|---|---|---|")
     for size, _gen, r in rows:
         o, d, p = r["ours"], r["duckdb-copy"], r["pandas"]
         cell = lambda r: f"{r['seconds']:.2f} / {r['cpu_s']:.2f} / {r['peak_mb']:.0f}"  # noqa: E731
         print(
             f"| {size} | {cell(o)} | {cell(d)} | {cell(p)} | {o['seconds'] / d['seconds']:.2f}x | "
+            f"{r['paired_median']:.2f}x | "
             f"{o['cpu_s'] / d['cpu_s']:.2f}x | {o['peak_mb'] / p['peak_mb']:.2f}x |"
         )
     print(f"\nmachine: {os.cpu_count()} cores; command: python benchmarks/ingest.py --sizes {' '.join(args.sizes)}")
