@@ -145,6 +145,9 @@ def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dic
     try:
         for protocol in PROTOCOLS:
             split = load_split(con, splits_dir(lake) / protocol)
+            tuning = (with_target(con, split, splits_dir(lake) / protocol, TUNING_TARGET)
+                      if protocol == TUNING_PROTOCOL and has_target(splits_dir(lake) / protocol, TUNING_TARGET)
+                      else None)  # the users the merge weights are tuned on (loaded once, used by every channel)
             for name, make in channels.items():
                 start = time.perf_counter()
                 model = (make(split) if _takes_split(make) else make()).fit(split.train)
@@ -152,8 +155,7 @@ def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dic
                 model.save(model_dir(lake, protocol, name))
                 out = write_channel_candidates(lake, protocol, name, split, model)
                 stats[f"{protocol}/{name}"] = {"fit_s": round(fit_s, 2), **out, "users": int(split.test_users.size)}
-                if protocol == TUNING_PROTOCOL and has_target(splits_dir(lake) / protocol, TUNING_TARGET):
-                    tuning = with_target(con, split, splits_dir(lake) / protocol, TUNING_TARGET)
+                if tuning is not None:
                     out_v = write_channel_candidates(lake, protocol, name, tuning, model, target=TUNING_TARGET)
                     stats[f"{protocol}/{TUNING_TARGET}/{name}"] = {**out_v, "users": int(tuning.test_users.size)}
                 curve = _training_curve(model)
