@@ -51,12 +51,16 @@ def test_ratings_typed_sorted_and_tagged_with_dataset(con, tmp_path):
         ("user_id", "INTEGER"), ("movie_id", "INTEGER"), ("rating", "FLOAT"), ("timestamp", "TIMESTAMP"),
     ]
     epoch = dt.datetime(1970, 1, 1)
-    assert rows(con, res.path) == [
+    got = rows(con, res.path)
+    # sorted by (user_id, timestamp); the order of equal timestamps is unspecified (no tie-break key, see RATINGS)
+    assert [(u, t) for u, _, _, t in got] == sorted((u, t) for u, _, _, t in got)
+    assert sorted(got) == [
+        (1, 10, 0.5, epoch + dt.timedelta(seconds=200)),
         (1, 20, 5.0, epoch + dt.timedelta(seconds=100)),
         (1, 30, 3.5, epoch + dt.timedelta(seconds=100)),
-        (1, 10, 0.5, epoch + dt.timedelta(seconds=200)),
         (2, 10, 4.0, epoch + dt.timedelta(seconds=300)),
     ]
+    assert [(u, t) for u, _, _, t in got][:2] == [(1, epoch + dt.timedelta(seconds=100))] * 2
     assert duck.parquet_kv_metadata(con, res.path)["movielens.dataset"] == "test"
 
 

@@ -9,6 +9,16 @@ import pytest
 from movielens_assets.core.evaluation.splits import load_split, split_global_time, split_last_n
 
 
+def _write_ratings(path, rows, tie_order="ASC"):
+    """Parquet sorted by (user, timestamp) like the ingested table; `tie_order` orders equal timestamps."""
+    con = duckdb.connect()
+    values = ", ".join(f"({u}, {m}, {r}, to_timestamp({t}))" for u, m, r, t in rows)
+    con.execute(f"""COPY (SELECT u::INTEGER AS user_id, m::INTEGER AS movie_id, r::FLOAT AS rating,
+                    t::TIMESTAMP AS timestamp FROM (VALUES {values}) v(u, m, r, t) ORDER BY 1, 4, 2 {tie_order})
+                    TO '{path}' (FORMAT parquet)""")
+    return path
+
+
 @pytest.fixture
 def ratings(tmp_path):
     """User 1: 5 ratings (two tied at t=40); user 2: exactly 3 (too few: train only); user 3: 4 ratings."""
@@ -17,13 +27,7 @@ def ratings(tmp_path):
         (2, 10, 4.0, 15), (2, 12, 1.0, 25), (2, 15, 3.0, 35),
         (3, 11, 5.0, 5), (3, 15, 4.0, 50), (3, 16, 3.0, 60), (3, 10, 2.0, 70),
     ]
-    path = tmp_path / "ratings.parquet"
-    con = duckdb.connect()
-    values = ", ".join(f"({u}, {m}, {r}, to_timestamp({t}))" for u, m, r, t in rows)
-    con.execute(f"""COPY (SELECT u::INTEGER AS user_id, m::INTEGER AS movie_id, r::FLOAT AS rating,
-                    t::TIMESTAMP AS timestamp FROM (VALUES {values}) v(u, m, r, t) ORDER BY 1, 4)
-                    TO '{path}' (FORMAT parquet)""")
-    return path
+    return _write_ratings(tmp_path / "ratings.parquet", rows)
 
 
 def _rows(con, path):
@@ -88,3 +92,25 @@ def test_valid_target_for_tuning(ratings, tmp_path):
     assert has_target(tmp_path / "gt", "valid") and not has_target(tmp_path / "ln", "valid")
     with pytest.raises(FileNotFoundError, match="valid.parquet.*no 'valid' rows"):
         load_split(con, tmp_path / "ln", target="valid")
+
+
+def test_splits_do_not_depend_on_the_tie_order_of_the_ratings_file(tmp_path):
+    """The ratings table is sorted by (user_id, timestamp) only, so equal timestamps come in any order (DuckDB's sort
+    is not stable); the splits break ties by movie_id and must come out identical, row for row."""
+    rows = [(1, m, 3.0, 10) for m in (20, 23, 21, 22)] + [(1, 30, 4.0, 5), (2, 10, 4.0, 7), (2, 11, 2.0, 7),
+                                                         (2, 12, 5.0, 7), (2, 13, 1.0, 7), (2, 14, 1.0, 9)]
+    con = duckdb.connect()
+    outputs = []
+    for order in ("ASC", "DESC"):
+        src = _write_ratings(tmp_path / f"ratings_{order}.parquet", rows, order)
+        split_last_n(con, src, tmp_path / order / "last_n", n=3)
+        split_global_time(con, src, tmp_path / order / "global_time")
+        outputs.append({
+            f"{p}/{part}": con.execute(f"SELECT * FROM read_parquet('{tmp_path / order / p / part}.parquet')").fetchall()
+            for p, parts in (("last_n", ("train", "test")), ("global_time", ("train", "valid", "test")))
+            for part in parts
+        })
+    asc, desc = outputs
+    assert asc == desc
+    # the boundary falls inside user 1's tie at t=10: the larger movie ids are the later ones
+    assert [m for u, m, *_ in asc["last_n/test"] if u == 1] == [21, 22, 23]
