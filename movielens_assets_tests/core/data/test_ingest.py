@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from movielens_assets.core.data import duck, ingest
+from movielens_assets.core.data import duck, ingest, quality
 from movielens_assets.core.data.errors import DataValidationError
 
 RATINGS_OK = "userId,movieId,rating,timestamp\n2,10,4.0,300\n1,10,0.5,200\n1,20,5.0,100\n1,30,3.5,100\n"
@@ -143,10 +143,18 @@ def test_rating_outside_domain(con, tmp_path):
     assert "line 3: rating=5.5" in msg and "line 4: rating=3.25" in msg and "line 5: rating=0.0" in msg
 
 
-def test_duplicate_user_movie(con, tmp_path):
+_REAL_DUPLICATE_PAIRS = quality.duplicate_pairs
+
+
+@pytest.mark.parametrize("streaming_from", [0, ingest.STREAMING_DUP_CHECK_MIN_ROWS])  # both checks, same message
+def test_duplicate_user_movie(con, tmp_path, monkeypatch, streaming_from):
+    monkeypatch.setattr(ingest, "STREAMING_DUP_CHECK_MIN_ROWS", streaming_from)
+    calls = []
+    monkeypatch.setattr(quality, "duplicate_pairs", lambda *a, **k: calls.append(a) or _REAL_DUPLICATE_PAIRS(*a, **k))
     write(tmp_path, ratings="userId,movieId,rating,timestamp\n1,2,4.0,5\n1,3,3.0,6\n1,2,2.0,9\n")
     with pytest.raises(DataValidationError, match=r"1 duplicated \(user_id, movie_id\) key\(s\).*user_id=1, movie_id=2 on lines 2, 4"):
         run(con, tmp_path, "ratings")
+    assert bool(calls) == (streaming_from == 0)
 
 
 def test_empty_required_value(con, tmp_path):
@@ -174,7 +182,6 @@ def test_failure_keeps_previous_output_and_leaves_no_temp_file(con, tmp_path):
 
 def test_duplicate_pairs_fast_path_and_unsorted_fallback(con, tmp_path):
     """The streaming check finds duplicates across batch boundaries and falls back on unsorted files."""
-    from movielens_assets.core.data import quality
 
     def write_pairs(name: str, pairs: list[tuple[int, int]]) -> Path:
         path = tmp_path / name
