@@ -40,7 +40,7 @@ MERGED = "merged"
 MERGE_DEFAULT = "rrf"
 """Chosen on measurements (docs/EVALUATION.md): reciprocal-rank fusion with channel weights tuned on
 global_time's valid window (`_tuned_weights`) is the only list above every single channel at Recall@100
-on synthetic-small (last_n 0.738 vs 0.736 for two_tower; equal-weight RRF 0.714, equal-weight quota 0.666).
+on synthetic-small (last_n 0.736 vs 0.731 for two_tower; equal-weight RRF 0.714, equal-weight quota 0.664).
 `merged` is that RRF; `merged_quota` (equal weights) is written and evaluated beside it."""
 TABLE_KS = (20, 100)
 
@@ -162,7 +162,8 @@ def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dic
                 if curve is not None:
                     curves[f"{protocol}/{name}"] = curve
                     context.log.info(f"{name} [{protocol}]: loss per epoch {curve['loss_per_epoch']} "
-                                     f"({curve.get('train_seconds')}s on {curve.get('device')})")
+                                     f"({curve.get('train_seconds')}s on {curve.get('device')}, "
+                                     f"{curve.get('examples_per_s', 0):,.0f} examples/s)")
                 context.log.info(f"{name} [{protocol}]: fit {fit_s:.1f}s, {out['rows']:,} candidates for "
                                  f"{split.test_users.size:,} users ({out['users_per_s']:,.0f} users/s)")
     finally:
@@ -179,6 +180,8 @@ def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dic
             metadata[f"{key}/final_loss"] = float(curve["final_loss"])
         if "train_seconds" in curve:
             metadata[f"{key}/train_seconds"] = float(curve["train_seconds"])
+        if "examples_per_s" in curve:
+            metadata[f"{key}/examples_per_s"] = float(curve["examples_per_s"])
         if "device" in curve:
             metadata[f"{key}/device"] = str(curve["device"])
     if curves:
@@ -273,8 +276,12 @@ class TwoTowerAssetConfig(dg.Config):
     user_weight_power: float = 0.5
     """Loss weight n_u ** -power per training example (n_u: its user's training interactions); 0 = uniform."""
     max_examples_per_epoch: int | None = None
-    """Train each epoch on a fresh uniform sample of this many interactions (None: all). On a CPU at 32M
-    ratings an epoch over all 31M interactions takes hours (docs/BENCHMARKS.md); e.g. 2_000_000 bounds it."""
+    """Train each epoch on a fresh uniform sample of this many interactions (None: all). On a 2-core CPU at 32M
+    ratings an epoch over all 31M interactions takes ~40 min (~14k examples/s, docs/BENCHMARKS.md);
+    e.g. 2_000_000 bounds it to ~2.5 min per epoch."""
+    sparse_embeddings: bool = True
+    """Id embedding tables with sparse gradients (SparseAdam): a step updates only its batch's rows (9x faster
+    than dense Adam at 32M ratings on a CPU, same loss). False: dense Adam over the whole tables."""
     num_threads: int | None = 1
     """torch intra-op threads during fit (1: measured fastest on a shared 2-core box; None: torch's setting)."""
     use_item_embeddings: bool = True
@@ -297,7 +304,8 @@ def two_tower_recall(context: dg.AssetExecutionContext, config: TwoTowerAssetCon
                                epochs=config.epochs, batch_size=config.batch_size, temperature=config.temperature,
                                lr=config.lr, num_threads=config.num_threads, seed=config.seed, pooling=config.pooling,
                                user_weight_power=config.user_weight_power,
-                               max_examples_per_epoch=config.max_examples_per_epoch)
+                               max_examples_per_epoch=config.max_examples_per_epoch,
+                               sparse_embeddings=config.sparse_embeddings)
     movies = pq.read_table(lake.processed("movies"), columns=["movie_id", "year", "genres"])
     movie_ids = movies.column("movie_id").to_numpy().astype(np.int64)
     years, genres = movies.column("year").to_pylist(), movies.column("genres").to_pylist()

@@ -29,6 +29,12 @@ position weights, and dropping the user id embedding were each measured worse; s
 make no measurable difference here. On global_time (45 users, wide intervals) Recall@20 / @100 moved from
 0.083 / 0.225 to 0.065 / 0.204 (seed 1: 0.069 / 0.212 -> 0.079 / 0.206).
 
+Training cost: the id embedding tables (user, history item, item) have sparse gradients and are updated by
+SparseAdam (`sparse_embeddings`), the rest by Adam: a step touches only its batch's rows. With dense Adam
+over the whole tables CPU training slowed with the catalogue (24k examples/s at 1M ratings, 4.1k at 10M,
+1.5k at 32M); sparse: 30k / 18k / 14k, the same loss after one epoch (`benchmarks/two_tower.py`), and on
+synthetic-small last_n Recall@20 / @100 0.486 / 0.731 (dense: 0.486 / 0.736, inside the interval).
+
 Serving uses the user's whole training history (last L items), item vectors go into a faiss index
 (`ann.py`), and seen items are excluded with the shared rule. torch is imported inside functions only.
 """
@@ -64,7 +70,11 @@ class TwoTowerConfig:
     # measured better AND faster on synthetic-small (2048 was worse)
     batch_size: int = 512
     lr: float = 3e-3
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # dense parameters only when sparse_embeddings (SparseAdam has none)
+    # id embedding tables (user, history item, item) with SPARSE gradients, updated by SparseAdam: a step
+    # touches only the rows in its batch. Dense Adam updates every row of every table at every step, which
+    # made CPU training slow down with the catalogue (1.4k examples/s at 32M ratings; docs/BENCHMARKS.md)
+    sparse_embeddings: bool = True
     seed: int = 0
     # user tower: "mean" (masked mean of the last L items) or "mean_recency" (that mean concatenated with a
     # recency-weighted masked mean: one learnable weight per age = rank from the most recent item)
@@ -190,12 +200,13 @@ def _build_model(config: TwoTowerConfig, n_users: int, n_items: int, n_genres: i
     from torch import nn
 
     D, H = config.dim, config.hidden
+    sparse = config.sparse_embeddings
 
     class UserTower(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.user_emb = nn.Embedding(n_users, D) if config.user_id_embedding else None
-            self.hist_emb = nn.Embedding(n_items + 1, D)  # row n_items = padding (masked anyway)
+            self.user_emb = nn.Embedding(n_users, D, sparse=sparse) if config.user_id_embedding else None
+            self.hist_emb = nn.Embedding(n_items + 1, D, sparse=sparse)  # row n_items = padding (masked anyway)
             self.recency = config.pooling == "mean_recency"
             if config.pooling not in ("mean", "mean_recency"):
                 raise ValueError(f"unknown pooling {config.pooling!r}")
@@ -245,7 +256,7 @@ def _build_model(config: TwoTowerConfig, n_users: int, n_items: int, n_genres: i
     class ItemTower(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.item_emb = nn.Embedding(n_items, D)
+            self.item_emb = nn.Embedding(n_items, D, sparse=sparse)
             self.genre_emb = nn.Embedding(max(n_genres, 1), D)
             self.year_emb = nn.Embedding(config.n_year_buckets + 1, D // 4 or 1)
             self.sem_proj = nn.Linear(sem_dim, D) if sem_dim else None
@@ -270,6 +281,36 @@ def _build_model(config: TwoTowerConfig, n_users: int, n_items: int, n_genres: i
             self.item_tower = ItemTower()
 
     return TwoTower()
+
+
+class _Optimizers:
+    """Several torch optimizers stepped as one (SparseAdam for the sparse tables, Adam for the rest)."""
+
+    def __init__(self, *optimizers) -> None:
+        self.optimizers = [o for o in optimizers if o is not None]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+
+def _optimizer(model, cfg: TwoTowerConfig) -> _Optimizers:
+    """Adam on the dense parameters; SparseAdam (same lr and betas) on the embedding tables that produce sparse
+    gradients (`cfg.sparse_embeddings`)."""
+    import torch
+    from torch import nn
+
+    sparse_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
+    sparse = [p for p in model.parameters() if id(p) in sparse_ids]
+    dense = [p for p in model.parameters() if id(p) not in sparse_ids]
+    return _Optimizers(
+        torch.optim.Adam(dense, lr=cfg.lr, weight_decay=cfg.weight_decay) if dense else None,
+        torch.optim.SparseAdam(sparse, lr=cfg.lr) if sparse else None,
+    )
 
 
 def in_batch_logits(
@@ -429,7 +470,7 @@ class TwoTowerRecall(BaseRecall):
             self.model = _build_model(cfg, train.n_users, n_items, inputs["genres"].shape[1], sem_dim).to(dev)
             item_t = {k: torch.as_tensor(v, device=dev) for k, v in inputs.items()}
             log_q = torch.as_tensor(self.stats["log_q"], dtype=torch.float32, device=dev)
-            opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            opt = _optimizer(self.model, cfg)
             row_users = self._row_users(train)
             n = train.items.size
             row_w = example_weights(train.indptr, cfg.user_weight_power, cfg.position_weight_power)
@@ -470,14 +511,16 @@ class TwoTowerRecall(BaseRecall):
                 losses.append(total / max(steps, 1))
                 log.info("two_tower epoch %d/%d loss %.4f (%.1fs)", epoch + 1, cfg.epochs, losses[-1],
                          time.perf_counter() - t0)
+            train_s = time.perf_counter() - t0
             self.model.eval()
             self.model.to("cpu")  # serving (and faiss) on the CPU
             self.item_vectors_ = self._encode_items()
             self.index_ = AnnIndex.build(self.item_vectors_, cfg.ann)
             self.training_log_ = {
                 "loss_per_epoch": losses, "epochs": cfg.epochs, "examples": int(n), "examples_per_epoch": int(per_epoch),
-                "train_seconds": round(time.perf_counter() - t0, 3), "device": str(dev),
-                "index_kind": self.index_.kind,
+                "train_seconds": round(train_s, 3), "examples_per_s": round(cfg.epochs * per_epoch / max(train_s, 1e-9), 1),
+                "index_seconds": round(time.perf_counter() - t0 - train_s, 3), "device": str(dev),
+                "index_kind": self.index_.kind, "sparse_embeddings": cfg.sparse_embeddings,
             }
         finally:
             if cfg.num_threads:

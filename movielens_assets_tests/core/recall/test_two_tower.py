@@ -429,3 +429,42 @@ def test_max_examples_per_epoch_bounds_each_epoch(monkeypatch):
     TwoTowerRecall(TwoTowerConfig(dim=8, hidden=16, history_len=5, epochs=1, batch_size=64, num_threads=1),
                    device="cpu").fit(train)
     assert sum(seen_rows) == train.items.size - (train.items.size % 64 == 1)  # a 1-row tail batch is skipped
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_sparse_embeddings_step_only_the_rows_in_the_batch(sparse):
+    """With sparse_embeddings, SparseAdam moves only the id-embedding rows of the current batch (the cost of a
+    step no longer grows with the catalogue); dense Adam keeps moving rows seen in EARLIER batches through its
+    momentum. Every parameter is in exactly one optimizer."""
+    from movielens_assets.core.recall.two_tower import _optimizer
+
+    cfg = TwoTowerConfig(dim=8, hidden=16, history_len=4, sparse_embeddings=sparse)
+    torch.manual_seed(0)
+    model = _build_model(cfg, n_users=10, n_items=12, n_genres=2, sem_dim=0)
+    opt = _optimizer(model, cfg)
+    groups = [p for o in opt.optimizers for g in o.param_groups for p in g["params"]]
+    assert sorted(map(id, groups)) == sorted(id(p) for p in model.parameters())
+    assert {type(o).__name__ for o in opt.optimizers} == ({"Adam", "SparseAdam"} if sparse else {"Adam"})
+
+    def step(users, items):
+        users, items = torch.tensor(users), torch.tensor(items)
+        hist = torch.stack([items, items]).T.contiguous()  # each user's history: its own positive twice
+        u = model.user_tower(users, hist, torch.ones_like(hist, dtype=torch.bool), torch.zeros(users.numel(), 2))
+        v = model.item_tower(items, torch.zeros(items.numel(), 2), torch.zeros_like(items), torch.zeros(items.numel()),
+                             torch.zeros(items.numel(), 0))
+        opt.zero_grad(set_to_none=True)
+        in_batch_softmax_loss(u, v, items, temperature=0.1).backward()
+        opt.step()
+
+    step([0, 1, 2], [0, 1, 2])  # rows 0-2 get moments
+    tables = {"user": model.user_tower.user_emb.weight, "hist": model.user_tower.hist_emb.weight,
+              "item": model.item_tower.item_emb.weight}
+    before = {k: t.detach().clone() for k, t in tables.items()}
+    mlp_before = model.user_tower.mlp[0].weight.detach().clone()
+    step([5, 6, 7], [5, 6, 7])
+    for name, table in tables.items():
+        moved = (table.detach() != before[name]).any(dim=1)
+        assert moved[[5, 6, 7]].all(), name  # this batch's rows always move
+        assert bool(moved[[0, 1, 2]].any()) == (not sparse), name  # earlier rows: only dense Adam's momentum
+        assert not moved[[3, 4, 8, 9]].any(), name  # never-seen rows: neither
+    assert not torch.equal(model.user_tower.mlp[0].weight, mlp_before)  # the dense layers train either way
