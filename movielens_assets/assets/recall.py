@@ -418,10 +418,8 @@ def _tuned_weights(context: dg.AssetExecutionContext, lake: DataLake, config: Me
 def recall_candidates(context: dg.AssetExecutionContext, config: MergeConfig, lake: DataLake) -> dg.MaterializeResult:
     """Per test user: the channels' lists merged (RRF with channel weights tuned on global_time's valid
     window; an equal-weight quota merge beside it), de-duplicated, with provenance."""
-    import pyarrow.parquet as pq
-
     from movielens_assets.core.data.atomic import atomic_write_text
-    from movielens_assets.core.recall.merge import METHODS, merge_candidates
+    from movielens_assets.core.recall.merge import METHODS, merge_candidate_files
 
     tuning = _tuned_weights(context, lake, config)
     atomic_write_text(merge_weights_path(lake), json.dumps(tuning, indent=2))
@@ -432,13 +430,15 @@ def recall_candidates(context: dg.AssetExecutionContext, config: MergeConfig, la
         missing = sorted(set(RECALL_CHANNELS) - set(present))
         if missing:
             context.log.warning(f"[{protocol}] no candidates yet for {missing}: merged without them")
-        tables = {c: pq.read_table(p, columns=["user_id", "movie_id", "rank", "score"]) for c, p in present.items()}
         for method in METHODS:
             name = MERGED if method == MERGE_DEFAULT else f"{MERGED}_{method}"
             weights = tuning["weights"] if method == MERGE_DEFAULT else None
-            merged = merge_candidates(tables, method=method, size=config.size, rrf_k=config.rrf_k, weights=weights)
-            write_parquet(merged, candidates_path(lake, protocol, name))
-            stats[f"{protocol}/{name}"] = {"rows": merged.num_rows, "channels": list(present)}
+            start = time.perf_counter()
+            # a chunk of users at a time (memory bounded at any scale), straight from the channel files
+            rows = merge_candidate_files(present, candidates_path(lake, protocol, name), method=method,
+                                         size=config.size, rrf_k=config.rrf_k, weights=weights)
+            context.log.info(f"{name} [{protocol}]: {rows:,} candidates in {time.perf_counter() - start:.1f}s")
+            stats[f"{protocol}/{name}"] = {"rows": rows, "channels": list(present)}
     return dg.MaterializeResult(metadata={
         "stats": dg.MetadataValue.json(stats),
         "method": MERGE_DEFAULT,

@@ -134,3 +134,47 @@ def test_tune_weights_prefers_the_channel_that_finds_the_validation_items():
     assert weights["noise"] < weights["good"]
     assert best > tuple(trace[0]["score"]) and best == (1.0,)
     assert all(tuple(b["score"]) > tuple(a["score"]) for a, b in zip(trace, trace[1:]))  # only improvements kept
+
+
+@pytest.mark.parametrize("method", ["rrf", "quota"])
+def test_merge_candidate_files_by_user_chunks_equals_the_whole_merge(tmp_path, method):
+    """Merging the channel FILES a chunk of users at a time gives exactly the merge of the whole tables (the
+    merge is per user), row for row, whatever the chunk size; users that only some channels answer, and
+    chunk edges that fall between a channel's row groups, included."""
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.recall.merge import merge_candidate_files
+
+    rng = np.random.default_rng(3)
+    tables = {}
+    for name, users in (("a", range(0, 40)), ("b", range(5, 45, 2)), ("c", range(30, 50))):
+        rows = [(u, int(m), r) for u in users
+                for r, m in enumerate(rng.choice(60, size=8, replace=False), start=1)]
+        tables[name] = _cands(rows)
+        pq.write_table(tables[name], tmp_path / f"{name}.parquet", row_group_size=37)
+    kwargs = {"method": method, "size": 6, "weights": {"a": 1.0, "b": 2.0, "c": 0.5}}
+    whole = merge_candidates(tables, **kwargs)
+    paths = {name: tmp_path / f"{name}.parquet" for name in tables}
+    for chunk in (1, 7, 50, 1000):
+        out = tmp_path / f"merged_{chunk}.parquet"
+        rows = merge_candidate_files(paths, out, users_per_chunk=chunk, **kwargs)
+        got = pq.read_table(out)
+        assert rows == whole.num_rows == got.num_rows
+        assert got.to_pylist() == whole.to_pylist()
+        assert got.schema == whole.schema
+
+
+def test_merge_candidate_files_failure_keeps_the_previous_output(tmp_path):
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.recall.merge import merge_candidate_files
+
+    pq.write_table(_cands([(1, 10, 1), (2, 11, 1)]), tmp_path / "a.parquet")
+    out = tmp_path / "merged.parquet"
+    assert merge_candidate_files({"a": tmp_path / "a.parquet"}, out) == 2
+    before = out.read_bytes()
+    with pytest.raises(Exception, match="missing.parquet"):
+        merge_candidate_files({"a": tmp_path / "a.parquet", "b": tmp_path / "missing.parquet"}, out)
+    with pytest.raises(ValueError, match="users_per_chunk"):
+        merge_candidate_files({"a": tmp_path / "a.parquet"}, out, users_per_chunk=0)
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "merged.parquet"]
