@@ -103,9 +103,11 @@ def merge_candidates(
             con.close()
 
 
-MERGE_USERS_PER_CHUNK = 20_000
-"""Users merged at a time by `merge_candidate_files`: at 200 candidates per channel and 4 channels that is
-16M input rows, a few hundred MB, whatever the number of users (32M ratings: 200,948 test users)."""
+MERGE_USERS_PER_CHUNK = 5_000
+"""Users merged at a time by `merge_candidate_files`: at 200 candidates per channel and 4 channels, 4M input
+rows. Measured on synthetic-32m's last_n lists: one chunk of 5,000 users peaks at 2.3 GB (DuckDB's aggregate
+with the provenance lists), 20,000 users at 9.0 GB, at the same users/s; the whole 200,948 users at once went
+past 23 GB (docs/BENCHMARKS.md)."""
 
 
 def merge_candidate_files(
