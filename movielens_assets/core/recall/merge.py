@@ -75,7 +75,8 @@ def merge_candidates(
             score, tie = f"sum(w * {len(names)} / ({float(rrf_k)!r} + rank))", "min(ch)"
         else:
             score = "1.0 / (1.0 + min((rank - 1) / w) FILTER (WHERE w > 0))"
-            tie = "arg_min(ch, (rank - 1) / w) FILTER (WHERE w > 0)"
+            # the channel of the earliest slot; equal slots go to the first channel (arg_min would pick any)
+            tie = "(min({'k': (rank - 1) / w, 'c': ch}) FILTER (WHERE w > 0)).c"
         per_channel = ", ".join(f"min(rank) FILTER (WHERE ch = {i})::INTEGER AS rank_{n}" for i, n in enumerate(names))
         query = f"""
             WITH c AS ({' UNION ALL '.join(parts)}),

@@ -178,3 +178,15 @@ def test_merge_candidate_files_failure_keeps_the_previous_output(tmp_path):
     with pytest.raises(ValueError, match="users_per_chunk"):
         merge_candidate_files({"a": tmp_path / "a.parquet"}, out, users_per_chunk=0)
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "merged.parquet"]
+
+
+def test_quota_gives_equal_slots_to_the_first_channel():
+    """Equal slot keys: the item proposed by the earlier channel comes first (a deterministic tie), whatever
+    its movie id — X is proposed by a and c at slot 2, Y by b at slot 2."""
+    a = _cands([(1, 10, 1), (1, 99, 2)])
+    b = _cands([(1, 20, 1), (1, 50, 2)])
+    c = _cands([(1, 30, 1), (1, 99, 2)])
+    for _ in range(20):
+        rows = merge_candidates({"a": a, "b": b, "c": c}, method="quota", size=10).to_pylist()
+        assert [r["movie_id"] for r in rows] == [10, 20, 30, 99, 50]
+        assert rows[3]["channels"] == ["a", "c"]
