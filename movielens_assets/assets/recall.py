@@ -378,11 +378,6 @@ def merge_weights_path(lake: DataLake) -> Path:
 
 def _tuned_weights(context: dg.AssetExecutionContext, lake: DataLake, config: MergeConfig) -> dict[str, Any]:
     """{"weights": {channel: w} or None (equal), ...} from the channels' candidates for the tuning users."""
-    import pyarrow.parquet as pq
-
-    from movielens_assets.core.evaluation.metrics import per_user_metrics, rec_matrix_from_ranks, relevance_matrix
-    from movielens_assets.core.recall.merge import tune_weights
-
     if not config.tune_weights:
         return {"weights": None, "note": "tune_weights=False: equal weights"}
     present = {c: candidates_path(lake, TUNING_PROTOCOL, c, TUNING_TARGET) for c in RECALL_CHANNELS}
@@ -390,11 +385,20 @@ def _tuned_weights(context: dg.AssetExecutionContext, lake: DataLake, config: Me
     if len(present) < 2:
         return {"weights": None, "note": f"fewer than 2 channels have {TUNING_PROTOCOL}/{TUNING_TARGET} candidates: "
                                          "equal weights"}
-    con = lake.duckdb()
+    con = lake.duckdb()  # the lake's bound and spill directory (a bare connection spills into the cwd)
     try:
-        split = load_split(con, splits_dir(lake) / TUNING_PROTOCOL, TUNING_TARGET)
+        return _tune(context, lake, config, con, present)
     finally:
         con.close()
+
+
+def _tune(context: dg.AssetExecutionContext, lake: DataLake, config: MergeConfig, con, present: dict) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.evaluation.metrics import per_user_metrics, rec_matrix_from_ranks, relevance_matrix
+    from movielens_assets.core.recall.merge import tune_weights
+
+    split = load_split(con, splits_dir(lake) / TUNING_PROTOCOL, TUNING_TARGET)
     if split.test_users.size == 0:
         return {"weights": None, "note": f"no {TUNING_PROTOCOL}/{TUNING_TARGET} user is known in train: equal weights"}
     tables = {c: pq.read_table(p, columns=["user_id", "movie_id", "rank", "score"]) for c, p in present.items()}
@@ -406,7 +410,7 @@ def _tuned_weights(context: dg.AssetExecutionContext, lake: DataLake, config: Me
         m = per_user_metrics(hits, n_rel, (20, 100))
         return float(m["recall@100"].mean()), float(m["recall@20"].mean())
 
-    weights, best, trace = tune_weights(tables, score, method="rrf", size=config.size, rrf_k=config.rrf_k)
+    weights, best, trace = tune_weights(tables, score, method="rrf", size=config.size, rrf_k=config.rrf_k, con=con)
     context.log.info(f"merge weights tuned on {TUNING_PROTOCOL}/{TUNING_TARGET} ({split.test_users.size:,} users): "
                      f"{weights} -> Recall@100 {best[0]:.4f}, Recall@20 {best[1]:.4f} (equal weights: "
                      f"{trace[0]['score'][0]:.4f}, {trace[0]['score'][1]:.4f})")
@@ -435,8 +439,12 @@ def recall_candidates(context: dg.AssetExecutionContext, config: MergeConfig, la
             weights = tuning["weights"] if method == MERGE_DEFAULT else None
             start = time.perf_counter()
             # a chunk of users at a time (memory bounded at any scale), straight from the channel files
-            rows = merge_candidate_files(present, candidates_path(lake, protocol, name), method=method,
-                                         size=config.size, rrf_k=config.rrf_k, weights=weights)
+            con = lake.duckdb()  # the lake's memory bound and spill directory
+            try:
+                rows = merge_candidate_files(present, candidates_path(lake, protocol, name), method=method,
+                                             size=config.size, rrf_k=config.rrf_k, weights=weights, con=con)
+            finally:
+                con.close()
             context.log.info(f"{name} [{protocol}]: {rows:,} candidates in {time.perf_counter() - start:.1f}s")
             stats[f"{protocol}/{name}"] = {"rows": rows, "channels": list(present)}
     return dg.MaterializeResult(metadata={
