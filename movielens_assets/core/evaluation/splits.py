@@ -15,6 +15,12 @@ Two protocols (see docs/EVALUATION.md):
 
 Each protocol directory holds `train.parquet`, `test.parquet` (+ `valid.parquet` for global_time)
 with the ratings schema, and `ids/` — the ONE IdMap of that protocol, built from its train file.
+
+Two stages per protocol (the two-stage setup, docs/RANKING.md): `test` (fit on train, evaluate the test
+users) and `window` (fit on train minus a window, evaluate the window users: merge tuning and ranker
+training). last_n's window is each user's last `n` TRAIN rows, by the same rule as its test rows, in
+`last_n/window/{train,valid}.parquet` + `ids/`; global_time's window is its valid file, fitted on the same
+train as its test stage.
 """
 
 from __future__ import annotations
@@ -35,6 +41,34 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PROTOCOLS = ("last_n", "global_time")
 COLUMNS = "user_id, movie_id, rating, timestamp"
+WINDOW = "window"
+STAGES = ("test", WINDOW)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where one stage of a protocol is fitted and evaluated: `fit_dir` holds `train.parquet` + `ids/`, the
+    evaluated rows are `fit_dir/<target>.parquet`. Two stages with the same `fit_dir` share one fit."""
+
+    protocol: str
+    name: str  # "test" | "window"
+    fit_dir: Path
+    target: str  # "test" | "valid"
+
+    @property
+    def key(self) -> str:
+        """`<protocol>` for the test stage, `<protocol>/window` for the window stage."""
+        return self.protocol if self.name == "test" else f"{self.protocol}/{self.name}"
+
+
+def protocol_stages(splits_dir: str | os.PathLike[str], protocol: str) -> tuple[Stage, Stage]:
+    """The (test, window) stages of `protocol` under `splits_dir` (see the module docstring)."""
+    base = Path(splits_dir) / protocol
+    if protocol == "last_n":
+        return Stage(protocol, "test", base, "test"), Stage(protocol, WINDOW, base / WINDOW, "valid")
+    if protocol == "global_time":
+        return Stage(protocol, "test", base, "test"), Stage(protocol, WINDOW, base, "valid")
+    raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
@@ -52,26 +86,38 @@ def _write_ids(con: duckdb.DuckDBPyConnection, train: Path, directory: Path) -> 
     return ids
 
 
-def split_last_n(
-    con: duckdb.DuckDBPyConnection, ratings: Path, out_dir: Path, *, n: int = 3, min_train: int = 1
-) -> dict[str, int]:
-    """Write `out_dir/{train,test}.parquet` and `out_dir/ids/`; returns row / user counts."""
+def _split_last(con: duckdb.DuckDBPyConnection, source: Path, out_dir: Path, target: str, *, n: int, min_train: int
+                ) -> dict[str, int]:
+    """Each user's last `n` rows of `source` (ties by movie_id) -> `out_dir/<target>.parquet`, the rest ->
+    `out_dir/train.parquet`, for users keeping >= `min_train` rows; `out_dir/ids/` from the train file."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _ranked AS
         SELECT {COLUMNS},
                row_number() OVER (PARTITION BY user_id ORDER BY timestamp DESC, movie_id DESC) AS pos_from_end,
                count(*) OVER (PARTITION BY user_id) AS n_user
-        FROM read_parquet({sql_str(ratings)})"""
+        FROM read_parquet({sql_str(source)})"""
     )
-    is_test = f"(n_user >= {int(n) + int(min_train)} AND pos_from_end <= {int(n)})"
+    is_target = f"(n_user >= {int(n) + int(min_train)} AND pos_from_end <= {int(n)})"
     order = "ORDER BY user_id, timestamp, movie_id"
-    train_rows = _copy(con, f"SELECT {COLUMNS} FROM _ranked WHERE NOT {is_test} {order}", out_dir / "train.parquet")
-    test_rows = _copy(con, f"SELECT {COLUMNS} FROM _ranked WHERE {is_test} {order}", out_dir / "test.parquet")
-    (test_users,) = con.execute(f"SELECT count(DISTINCT user_id) FROM _ranked WHERE {is_test}").fetchone()
+    train_rows = _copy(con, f"SELECT {COLUMNS} FROM _ranked WHERE NOT {is_target} {order}", out_dir / "train.parquet")
+    target_rows = _copy(con, f"SELECT {COLUMNS} FROM _ranked WHERE {is_target} {order}", out_dir / f"{target}.parquet")
+    (target_users,) = con.execute(f"SELECT count(DISTINCT user_id) FROM _ranked WHERE {is_target}").fetchone()
     con.execute("DROP TABLE _ranked")
     ids = _write_ids(con, out_dir / "train.parquet", out_dir)
-    return {"train_rows": train_rows, "test_rows": test_rows, "train_users": ids.n_users,
-            "train_items": ids.n_items, "test_users": int(test_users)}
+    return {"train_rows": train_rows, f"{target}_rows": target_rows, "train_users": ids.n_users,
+            "train_items": ids.n_items, f"{target}_users": int(target_users)}
+
+
+def split_last_n(
+    con: duckdb.DuckDBPyConnection, ratings: Path, out_dir: Path, *, n: int = 3, min_train: int = 1
+) -> dict[str, int]:
+    """Write `out_dir/{train,test}.parquet` and `out_dir/ids/`, and the window stage: the same rule applied
+    to train -> `out_dir/window/{train,valid}.parquet` + `ids/`. Returns row / user counts (`window_*` for the
+    window stage)."""
+    counts = _split_last(con, ratings, out_dir, "test", n=n, min_train=min_train)
+    window = _split_last(con, out_dir / "train.parquet", out_dir / WINDOW, "valid", n=n, min_train=min_train)
+    counts.update({f"window_{k.replace('valid_', '')}": v for k, v in window.items()})
+    return counts
 
 
 def split_global_time(
@@ -154,6 +200,17 @@ def with_target(con: duckdb.DuckDBPyConnection, split: Split, directory: str | o
     users, user_ids, movie_ids, ratings = _targets(con, Path(directory), split.ids, target)
     return dataclasses.replace(split, test_users=users, test_user_ids=user_ids, test_movie_ids=movie_ids,
                                test_ratings=ratings)
+
+
+def load_stage(con: duckdb.DuckDBPyConnection, stage: Stage) -> Split:
+    """The split a stage is fitted on (its train, IdMap) evaluated on its target rows."""
+    return load_split(con, stage.fit_dir, stage.target)
+
+
+def load_targets(con: duckdb.DuckDBPyConnection, stage: Stage) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Only the evaluated rows of a stage (without loading its train): (users, user per row, movie per row,
+    rating per row), raw ids, users known in the stage's train — the `test_*` fields of `load_stage`."""
+    return _targets(con, stage.fit_dir, IdMap.load(stage.fit_dir / "ids"), stage.target)
 
 
 def has_target(directory: str | os.PathLike[str], target: str) -> bool:

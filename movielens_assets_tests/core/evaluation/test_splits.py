@@ -6,7 +6,14 @@ import duckdb
 import numpy as np
 import pytest
 
-from movielens_assets.core.evaluation.splits import load_split, split_global_time, split_last_n
+from movielens_assets.core.evaluation.splits import (
+    load_split,
+    load_stage,
+    load_targets,
+    protocol_stages,
+    split_global_time,
+    split_last_n,
+)
 
 
 def _write_ratings(path, rows, tie_order="ASC"):
@@ -114,3 +121,34 @@ def test_splits_do_not_depend_on_the_tie_order_of_the_ratings_file(tmp_path):
     assert asc == desc
     # the boundary falls inside user 1's tie at t=10: the larger movie ids are the later ones
     assert [m for u, m, *_ in asc["last_n/test"] if u == 1] == [21, 22, 23]
+
+
+def test_last_n_window_is_the_same_rule_applied_to_train(tmp_path):
+    """last_n's window stage: each user's last 3 TRAIN rows (users keeping >= 1 row), so window rows are
+    after the user's window-train rows and before their test rows; window train + window = train."""
+    rows = [(1, m, 4.0, 10 * m) for m in range(1, 10)]  # 9 ratings: 3 test, 3 window, 3 window-train
+    rows += [(2, m, 3.0, 5 * m) for m in range(1, 7)]  # 6 ratings: 3 test, 3 train (too few for a window)
+    rows += [(3, 1, 2.0, 7), (3, 2, 5.0, 7), (3, 3, 1.0, 7), (3, 4, 3.0, 7), (3, 5, 4.0, 7), (3, 6, 4.0, 7),
+             (3, 7, 4.0, 8)]  # ties at t=7 broken by movie_id
+    ratings = _write_ratings(tmp_path / "ratings.parquet", rows)
+    con = duckdb.connect()
+    counts = split_last_n(con, ratings, tmp_path / "last_n", n=3)
+    base = tmp_path / "last_n"
+    assert _rows(con, base / "window" / "valid.parquet") == [(1, 4), (1, 5), (1, 6), (3, 2), (3, 3), (3, 4)]
+    assert _rows(con, base / "window" / "train.parquet") == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3),
+                                                              (3, 1)]
+    assert sorted(_rows(con, base / "window" / "valid.parquet") + _rows(con, base / "window" / "train.parquet")
+                  ) == _rows(con, base / "train.parquet")
+    assert counts["window_users"] == 2 and counts["window_rows"] == 6 and counts["window_train_rows"] == 7
+    stages = protocol_stages(tmp_path, "last_n")
+    assert [s.name for s in stages] == ["test", "window"] and stages[1].fit_dir == base / "window"
+    window = load_stage(con, stages[1])
+    assert window.test_users.tolist() == [1, 3] and window.ids.user_ids.tolist() == [1, 2, 3]
+    assert window.ids.item_ids.tolist() == [1, 2, 3]  # its own IdMap, from the window stage's train
+    users, user_rows, movie_rows, _ = load_targets(con, stages[1])
+    assert users.tolist() == [1, 3] and sorted(zip(user_rows.tolist(), movie_rows.tolist())) == [
+        (1, 4), (1, 5), (1, 6), (3, 2), (3, 3), (3, 4)]
+    g_test, g_window = protocol_stages(tmp_path, "global_time")
+    assert g_test.fit_dir == g_window.fit_dir and g_window.target == "valid"
+    with pytest.raises(ValueError, match="unknown protocol"):
+        protocol_stages(tmp_path, "random")
