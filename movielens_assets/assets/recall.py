@@ -4,11 +4,16 @@ Adding a channel (two_tower, semantic, …) = one asset that calls `run_channel(
 same files with `write_channel_candidates`) and its name in `RECALL_CHANNELS`: `recall_candidates`
 merges, and `recall_metrics` evaluates, every channel whose candidate file exists.
 
-Files (`<data>/recall/`):
-  splits/<protocol>/{train,test}.parquet (+ valid for global_time), splits/<protocol>/ids/  (the IdMap)
-  candidates/<protocol>/<channel>.parquet   user_id, movie_id, rank (1-based), score — test users only
-  candidates/<protocol>/merged.parquet      + channels, channel_ranks, rank_<channel>
-and `<data>/models/recall/<protocol>/<channel>/` (fitted channels), `<data>/metrics/recall.{json,md}`.
+Every channel runs in two stages per protocol (docs/RANKING.md): `test` (fit on train, candidates for the
+test users) and `window` (fit on train minus the window, candidates for the window users: merge tuning and
+the ranker's training candidates). Files (`<data>/recall/`):
+  splits/<protocol>/{train,test}.parquet (+ valid for global_time), splits/<protocol>/ids/  (the IdMap),
+  splits/last_n/window/{train,valid}.parquet + ids/                (last_n's window stage)
+  candidates/<protocol>/<channel>.parquet          user_id, movie_id, rank (1-based), score — test users
+  candidates/<protocol>/window/<channel>.parquet   the same for the window users
+  candidates/<protocol>/[window/]merged.parquet    + channels, channel_ranks, rank_<channel>, score_<channel>
+  candidates/<protocol>/merge_weights.json         the RRF weights tuned on the protocol's window
+and `<data>/models/recall/<protocol>/[window/]<channel>/` (fitted channels), `<data>/metrics/recall.{json,md}`.
 """
 
 import inspect
@@ -23,7 +28,17 @@ import numpy as np
 
 from movielens_assets.assets import ingest
 from movielens_assets.assets._metadata import markdown_table
-from movielens_assets.core.evaluation.splits import PROTOCOLS, Split, has_target, load_split, with_target, write_splits
+from movielens_assets.core.evaluation.splits import (
+    PROTOCOLS,
+    WINDOW,
+    Split,
+    Stage,
+    load_stage,
+    load_targets,
+    protocol_stages,
+    with_target,
+    write_splits,
+)
 from movielens_assets.core.recall.base import BaseRecall, IdMap
 from movielens_assets.core.recall.itemcf import ItemCFParams
 from movielens_assets.resources import DataLake, MovieLensSource
@@ -38,10 +53,10 @@ EXTRA_CHANNELS: tuple[str, ...] = ("popularity_recent",)
 """Channels written and evaluated, but not merged."""
 MERGED = "merged"
 MERGE_DEFAULT = "rrf"
-"""Chosen on measurements (docs/EVALUATION.md): reciprocal-rank fusion with channel weights tuned on
-global_time's valid window (`_tuned_weights`) is the only list above every single channel at Recall@100
-on synthetic-small (last_n 0.736 vs 0.731 for two_tower; equal-weight RRF 0.714, equal-weight quota 0.664).
-`merged` is that RRF; `merged_quota` (equal weights) is written and evaluated beside it."""
+"""`merged` is reciprocal-rank fusion with channel weights tuned per protocol on its window stage
+(`core.recall.merge.tune_rrf_weights`: significant moves from equal weights only, never below the best single
+channel on the window); `merged_quota` (equal weights) is written and evaluated beside it. Measurements:
+docs/EVALUATION.md."""
 TABLE_KS = (20, 100)
 
 
@@ -49,19 +64,20 @@ def splits_dir(lake: DataLake) -> Path:
     return lake.recall_dir / "splits"
 
 
-def candidates_path(lake: DataLake, protocol: str, channel: str, target: str = "test") -> Path:
-    """Candidates of `channel` for the `target` users ("test"; "valid": global_time's tuning window)."""
+def stages(lake: DataLake, protocol: str) -> tuple[Stage, Stage]:
+    """The (test, window) stages of `protocol` in this lake."""
+    return protocol_stages(splits_dir(lake), protocol)
+
+
+def candidates_path(lake: DataLake, protocol: str, channel: str, stage: str = "test") -> Path:
+    """Candidates of `channel` for the users of `stage` ("test", or "window": the window users)."""
     base = lake.recall_dir / "candidates" / protocol
-    return (base if target == "test" else base / target) / f"{channel}.parquet"
+    return (base if stage == "test" else base / stage) / f"{channel}.parquet"
 
 
-TUNING_PROTOCOL, TUNING_TARGET = "global_time", "valid"
-"""Merge weights are tuned on global_time's valid window (between train and test in time) and applied to
-every protocol: no test row is ever looked at."""
-
-
-def model_dir(lake: DataLake, protocol: str, channel: str) -> Path:
-    return lake.models_dir / "recall" / protocol / channel
+def model_dir(lake: DataLake, protocol: str, channel: str, stage: str = "test") -> Path:
+    base = lake.models_dir / "recall" / protocol
+    return (base if stage == "test" else base / stage) / channel
 
 
 def candidates_table(ids: IdMap, users: np.ndarray, items: np.ndarray, scores: np.ndarray):
@@ -88,9 +104,9 @@ def write_parquet(table, path: Path) -> None:
 
 
 def write_channel_candidates(lake: DataLake, protocol: str, channel: str, split: Split, model: BaseRecall,
-                             k: int = CANDIDATES_PER_CHANNEL, target: str = "test") -> dict[str, float]:
-    """Batch-recommend `k` items to every evaluated user of `split` (its `target` rows), write them; returns
-    row count and users/s."""
+                             k: int = CANDIDATES_PER_CHANNEL, stage: str = "test") -> dict[str, float]:
+    """Batch-recommend `k` items to every evaluated user of `split` (its target rows), write them as the
+    candidates of `stage`; returns row count and users/s."""
     users = split.test_user_index
     start = time.perf_counter()
     parts = [model.recommend(users[s : s + RECOMMEND_BATCH], k) for s in range(0, users.size, RECOMMEND_BATCH)]
@@ -98,7 +114,7 @@ def write_channel_candidates(lake: DataLake, protocol: str, channel: str, split:
     items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, k), np.int32)
     scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.float32)
     table = candidates_table(split.ids, users, items, scores)
-    write_parquet(table, candidates_path(lake, protocol, channel, target))
+    write_parquet(table, candidates_path(lake, protocol, channel, stage))
     return {"rows": table.num_rows, "users_per_s": round(users.size / seconds, 1) if seconds else 0.0}
 
 
@@ -134,40 +150,46 @@ def _training_curve(model: BaseRecall) -> dict[str, Any] | None:
 
 def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dict[str, ChannelFactory]
                 ) -> dg.MaterializeResult:
-    """Fit each channel on every protocol's train split, save it, write its candidates for the test users.
+    """Fit each channel on every stage of every protocol, save it, write its candidates for the stage's users.
 
-    A factory is called as `make(split)` when it takes a required positional parameter, else `make()`.
-    When a fitted model has a `training_log_` (e.g. two_tower), its training curve goes into the metadata:
-    `<protocol>/<channel>/loss_per_epoch` (JSON), `.../final_loss`, `.../train_seconds`, `.../device`."""
-    con = lake.duckdb()
+    Stages that share a training file (global_time's test and window) share one fit. A factory is called as
+    `make(split)` when it takes a required positional parameter, else `make()`. When a fitted model has a
+    `training_log_` (e.g. two_tower), its training curve goes into the metadata:
+    `<stage>/<channel>/loss_per_epoch` (JSON), `.../final_loss`, `.../train_seconds`, `.../device`, where
+    `<stage>` is `<protocol>` or `<protocol>/window`."""
     stats: dict[str, dict] = {}
     curves: dict[str, dict] = {}
-    try:
+    with lake.duckdb() as con:
         for protocol in PROTOCOLS:
-            split = load_split(con, splits_dir(lake) / protocol)
-            tuning = (with_target(con, split, splits_dir(lake) / protocol, TUNING_TARGET)
-                      if protocol == TUNING_PROTOCOL and has_target(splits_dir(lake) / protocol, TUNING_TARGET)
-                      else None)  # the users the merge weights are tuned on (loaded once, used by every channel)
-            for name, make in channels.items():
-                start = time.perf_counter()
-                model = (make(split) if _takes_split(make) else make()).fit(split.train)
-                fit_s = time.perf_counter() - start
-                model.save(model_dir(lake, protocol, name))
-                out = write_channel_candidates(lake, protocol, name, split, model)
-                stats[f"{protocol}/{name}"] = {"fit_s": round(fit_s, 2), **out, "users": int(split.test_users.size)}
-                if tuning is not None:
-                    out_v = write_channel_candidates(lake, protocol, name, tuning, model, target=TUNING_TARGET)
-                    stats[f"{protocol}/{TUNING_TARGET}/{name}"] = {**out_v, "users": int(tuning.test_users.size)}
-                curve = _training_curve(model)
-                if curve is not None:
-                    curves[f"{protocol}/{name}"] = curve
-                    context.log.info(f"{name} [{protocol}]: loss per epoch {curve['loss_per_epoch']} "
-                                     f"({curve.get('train_seconds')}s on {curve.get('device')}, "
-                                     f"{curve.get('examples_per_s', 0):,.0f} examples/s)")
-                context.log.info(f"{name} [{protocol}]: fit {fit_s:.1f}s, {out['rows']:,} candidates for "
-                                 f"{split.test_users.size:,} users ({out['users_per_s']:,.0f} users/s)")
-    finally:
-        con.close()
+            fitted: dict[str, BaseRecall] = {}
+            split: Split | None = None
+            fit_dir: Path | None = None
+            for stage in stages(lake, protocol):
+                if split is not None and fit_dir == stage.fit_dir:
+                    split = with_target(con, split, stage.fit_dir, stage.target)  # same fit, other users
+                else:
+                    split, fitted = None, {}  # release the previous stage's data before loading the next
+                    split, fit_dir = load_stage(con, stage), stage.fit_dir
+                for name, make in channels.items():
+                    model = fitted.get(name)
+                    if model is None:
+                        start = time.perf_counter()
+                        model = (make(split) if _takes_split(make) else make()).fit(split.train)
+                        fit_s = time.perf_counter() - start
+                        model.save(model_dir(lake, protocol, name, stage.name))
+                        fitted[name] = model
+                        stats[f"{stage.key}/{name}"] = {"fit_s": round(fit_s, 2)}
+                        curve = _training_curve(model)
+                        if curve is not None:
+                            curves[f"{stage.key}/{name}"] = curve
+                            context.log.info(f"{name} [{stage.key}]: loss per epoch {curve['loss_per_epoch']} "
+                                             f"({curve.get('train_seconds')}s on {curve.get('device')}, "
+                                             f"{curve.get('examples_per_s', 0):,.0f} examples/s)")
+                    out = write_channel_candidates(lake, protocol, name, split, model, stage=stage.name)
+                    entry = stats.setdefault(f"{stage.key}/{name}", {"fit_s": 0.0, "shared_fit": True})
+                    entry.update(out, users=int(split.test_users.size))
+                    context.log.info(f"{name} [{stage.key}]: fit {entry['fit_s']:.1f}s, {out['rows']:,} candidates "
+                                     f"for {split.test_users.size:,} users ({out['users_per_s']:,.0f} users/s)")
     first = next(iter(channels))
     metadata: dict[str, Any] = {
         "stats": dg.MetadataValue.json(stats),
@@ -192,17 +214,16 @@ def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dic
 @dg.asset(group_name=GROUP, deps=[ingest.ratings], kinds={"duckdb", "parquet"})
 def splits(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Train / test per protocol: `last_n` (each user's last 3 interactions) and `global_time`
-    (80/10/10 global time cut), with the IdMap of each protocol built from its train file."""
-    con = lake.duckdb()
-    try:
+    (80/10/10 global time cut), with the IdMap of each protocol built from its train file; and the window
+    stage of each protocol (last_n: each user's last 3 train rows, `last_n/window/`; global_time: valid)."""
+    with lake.duckdb() as con:
         counts = write_splits(con, lake.processed("ratings"), splits_dir(lake))
-    finally:
-        con.close()
     for protocol, c in counts.items():
         context.log.info(f"{protocol}: {c}")
     return dg.MaterializeResult(metadata={
         "counts": dg.MetadataValue.json(counts),
         "last_n_test_users": counts["last_n"]["test_users"],
+        "last_n_window_users": counts["last_n"]["window_users"],
         "global_time_test_users": counts["global_time"]["test_users"],
         "path": dg.MetadataValue.path(str(splits_dir(lake))),
     })
@@ -245,7 +266,7 @@ def itemcf_recall(context: dg.AssetExecutionContext, config: ItemCFConfig, lake:
     return run_channel(context, lake, {"itemcf": lambda: ItemCFRecall(params)})
 
 
-def _item_embeddings(lake: DataLake) -> tuple[np.ndarray, np.ndarray, dict] | None:
+def stored_item_embeddings(lake: DataLake) -> tuple[np.ndarray, np.ndarray, dict] | None:
     """The current item embeddings — the vectors of the model recorded in the store's manifest (written by
     the last `item_embeddings` run) for the current item texts — or None when none are stored."""
     from movielens_assets.assets.features import features_dir
@@ -309,7 +330,7 @@ def two_tower_recall(context: dg.AssetExecutionContext, config: TwoTowerAssetCon
     movies = pq.read_table(lake.processed("movies"), columns=["movie_id", "year", "genres"])
     movie_ids = movies.column("movie_id").to_numpy().astype(np.int64)
     years, genres = movies.column("year").to_pylist(), movies.column("genres").to_pylist()
-    embeddings = _item_embeddings(lake) if config.use_item_embeddings else None
+    embeddings = stored_item_embeddings(lake) if config.use_item_embeddings else None
     if embeddings is None:
         context.log.info("two_tower: no stored item embeddings used: the item tower uses ids, genres, year, popularity")
     else:
@@ -343,7 +364,7 @@ def semantic_recall(context: dg.AssetExecutionContext, config: SemanticAssetConf
     """Nearest neighbours, in the item-embedding space, of each user's recent items (cold items included)."""
     from movielens_assets.core.recall.semantic import SemanticConfig, SemanticRecall, align_embeddings
 
-    embeddings = _item_embeddings(lake)
+    embeddings = stored_item_embeddings(lake)
     if embeddings is None:
         raise dg.Failure(description=(
             "semantic_recall: no item embeddings are stored (features/item_embeddings/ has no manifest or no "
@@ -368,89 +389,85 @@ class MergeConfig(dg.Config):
     size: int = 200
     rrf_k: float = 60.0
     tune_weights: bool = True
-    """Tune the RRF channel weights on global_time's valid window (Recall@100, then Recall@20; never on test
-    rows) and use them for every protocol; False: equal weights."""
+    """Tune the RRF channel weights of each protocol on its window stage (window Recall@100, significant moves
+    only; never on test rows) and merge both stages with them; False: equal weights."""
+    tune_users: int = 10_000
+    """At most this many window users (a seeded sample) score the weight trials."""
+    z: float = 2.0
+    """A move away from the current weights needs a gain above z paired standard errors over users."""
 
 
-def merge_weights_path(lake: DataLake) -> Path:
-    return lake.recall_dir / "candidates" / "merge_weights.json"
+def merge_weights_path(lake: DataLake, protocol: str) -> Path:
+    return lake.recall_dir / "candidates" / protocol / "merge_weights.json"
 
 
-def _tuned_weights(context: dg.AssetExecutionContext, lake: DataLake, config: MergeConfig) -> dict[str, Any]:
-    """{"weights": {channel: w} or None (equal), ...} from the channels' candidates for the tuning users."""
-    if not config.tune_weights:
-        return {"weights": None, "note": "tune_weights=False: equal weights"}
-    present = {c: candidates_path(lake, TUNING_PROTOCOL, c, TUNING_TARGET) for c in RECALL_CHANNELS}
-    present = {c: p for c, p in present.items() if p.exists()}
-    if len(present) < 2:
-        return {"weights": None, "note": f"fewer than 2 channels have {TUNING_PROTOCOL}/{TUNING_TARGET} candidates: "
-                                         "equal weights"}
-    con = lake.duckdb()  # the lake's bound and spill directory (a bare connection spills into the cwd)
-    try:
-        return _tune(context, lake, config, con, present)
-    finally:
-        con.close()
-
-
-def _tune(context: dg.AssetExecutionContext, lake: DataLake, config: MergeConfig, con, present: dict) -> dict[str, Any]:
+def _tuned_weights(context: dg.AssetExecutionContext, lake: DataLake, config: MergeConfig, protocol: str,
+                   con) -> dict[str, Any]:
+    """{"weights": {channel: w} or None (equal), ...} from the channels' window candidates of `protocol`."""
     import pyarrow.parquet as pq
 
-    from movielens_assets.core.evaluation.metrics import per_user_metrics, rec_matrix_from_ranks, relevance_matrix
-    from movielens_assets.core.recall.merge import tune_weights
+    from movielens_assets.core.recall.merge import RankMatrix, tune_rrf_weights
 
-    split = load_split(con, splits_dir(lake) / TUNING_PROTOCOL, TUNING_TARGET)
-    if split.test_users.size == 0:
-        return {"weights": None, "note": f"no {TUNING_PROTOCOL}/{TUNING_TARGET} user is known in train: equal weights"}
-    tables = {c: pq.read_table(p, columns=["user_id", "movie_id", "rank", "score"]) for c, p in present.items()}
-
-    def score(merged) -> tuple[float, float]:
-        rec = rec_matrix_from_ranks(split.test_users, merged["user_id"].to_numpy().astype(np.int64),
-                                    merged["movie_id"].to_numpy().astype(np.int64), merged["rank"].to_numpy(), 100)
-        hits, n_rel = relevance_matrix(rec, split.test_users, split.test_user_ids, split.test_movie_ids)
-        m = per_user_metrics(hits, n_rel, (20, 100))
-        return float(m["recall@100"].mean()), float(m["recall@20"].mean())
-
-    weights, best, trace = tune_weights(tables, score, method="rrf", size=config.size, rrf_k=config.rrf_k, con=con)
-    context.log.info(f"merge weights tuned on {TUNING_PROTOCOL}/{TUNING_TARGET} ({split.test_users.size:,} users): "
-                     f"{weights} -> Recall@100 {best[0]:.4f}, Recall@20 {best[1]:.4f} (equal weights: "
-                     f"{trace[0]['score'][0]:.4f}, {trace[0]['score'][1]:.4f})")
-    return {"weights": weights, "tuned_on": f"{TUNING_PROTOCOL}/{TUNING_TARGET}", "users": int(split.test_users.size),
-            "recall@100": best[0], "recall@20": best[1], "trace": trace}
+    window = stages(lake, protocol)[1]
+    if not config.tune_weights:
+        return {"weights": None, "note": "tune_weights=False: equal weights"}
+    present = {c: candidates_path(lake, protocol, c, WINDOW) for c in RECALL_CHANNELS}
+    present = {c: p for c, p in present.items() if p.exists()}
+    if len(present) < 2:
+        return {"weights": None, "note": f"fewer than 2 channels have {protocol}/window candidates: equal weights"}
+    users, target_users, target_items, _ = load_targets(con, window)
+    if users.size == 0:
+        return {"weights": None, "note": f"no {protocol} window user is known in its train: equal weights"}
+    if users.size > config.tune_users:
+        users = np.sort(np.random.default_rng(0).choice(users, size=config.tune_users, replace=False))
+    tables = {c: pq.read_table(p, columns=["user_id", "movie_id", "rank"]) for c, p in present.items()}
+    start = time.perf_counter()
+    tuned = tune_rrf_weights(RankMatrix.build(tables, users, target_users, target_items), rrf_k=config.rrf_k,
+                             z=config.z)
+    single = ", ".join(f"{c} {m['recall@100']:.4f}" for c, m in tuned["single"].items())
+    context.log.info(f"[{protocol}] merge weights tuned on {tuned['users']:,} window users in "
+                     f"{time.perf_counter() - start:.1f}s: {tuned['weights']} -> window Recall@100 "
+                     f"{tuned['recall@100']:.4f} (equal weights {tuned['equal']['recall@100']:.4f}; alone: {single})")
+    return {**tuned, "tuned_on": f"{protocol}/window"}
 
 
 @dg.asset(group_name=GROUP, deps=[f"{c}_recall" for c in RECALL_CHANNELS], kinds={"duckdb", "parquet"})
 def recall_candidates(context: dg.AssetExecutionContext, config: MergeConfig, lake: DataLake) -> dg.MaterializeResult:
-    """Per test user: the channels' lists merged (RRF with channel weights tuned on global_time's valid
-    window; an equal-weight quota merge beside it), de-duplicated, with provenance."""
+    """Per user of each stage: the channels' lists merged (RRF with channel weights tuned on the protocol's
+    window; an equal-weight quota merge beside it for the test users), de-duplicated, with every channel's
+    rank and score."""
     from movielens_assets.core.data.atomic import atomic_write_text
     from movielens_assets.core.recall.merge import METHODS, merge_candidate_files
 
-    tuning = _tuned_weights(context, lake, config)
-    atomic_write_text(merge_weights_path(lake), json.dumps(tuning, indent=2))
     stats: dict[str, dict] = {}
-    for protocol in PROTOCOLS:
-        present = {c: candidates_path(lake, protocol, c) for c in RECALL_CHANNELS
-                   if candidates_path(lake, protocol, c).exists()}
-        missing = sorted(set(RECALL_CHANNELS) - set(present))
-        if missing:
-            context.log.warning(f"[{protocol}] no candidates yet for {missing}: merged without them")
-        for method in METHODS:
-            name = MERGED if method == MERGE_DEFAULT else f"{MERGED}_{method}"
-            weights = tuning["weights"] if method == MERGE_DEFAULT else None
-            start = time.perf_counter()
-            # a chunk of users at a time (memory bounded at any scale), straight from the channel files
-            con = lake.duckdb()  # the lake's memory bound and spill directory
-            try:
-                rows = merge_candidate_files(present, candidates_path(lake, protocol, name), method=method,
-                                             size=config.size, rrf_k=config.rrf_k, weights=weights, con=con)
-            finally:
-                con.close()
-            context.log.info(f"{name} [{protocol}]: {rows:,} candidates in {time.perf_counter() - start:.1f}s")
-            stats[f"{protocol}/{name}"] = {"rows": rows, "channels": list(present)}
+    weights_by_protocol: dict[str, Any] = {}
+    # the lake's memory bound and spill directory; merges go a chunk of users at a time (bounded at any scale)
+    with lake.duckdb() as con:
+        for protocol in PROTOCOLS:
+            tuning = _tuned_weights(context, lake, config, protocol, con)
+            atomic_write_text(merge_weights_path(lake, protocol), json.dumps(tuning, indent=2))
+            weights_by_protocol[protocol] = {k: v for k, v in tuning.items() if k != "trace"}
+            for stage in (s.name for s in stages(lake, protocol)):
+                present = {c: candidates_path(lake, protocol, c, stage) for c in RECALL_CHANNELS
+                           if candidates_path(lake, protocol, c, stage).exists()}
+                missing = sorted(set(RECALL_CHANNELS) - set(present))
+                if missing:
+                    context.log.warning(f"[{protocol}/{stage}] no candidates yet for {missing}: merged without them")
+                if not present:
+                    continue
+                for method in METHODS if stage == "test" else (MERGE_DEFAULT,):
+                    name = MERGED if method == MERGE_DEFAULT else f"{MERGED}_{method}"
+                    weights = tuning["weights"] if method == MERGE_DEFAULT else None
+                    start = time.perf_counter()
+                    rows = merge_candidate_files(present, candidates_path(lake, protocol, name, stage), method=method,
+                                                 size=config.size, rrf_k=config.rrf_k, weights=weights, con=con)
+                    key = protocol if stage == "test" else f"{protocol}/{stage}"
+                    context.log.info(f"{name} [{key}]: {rows:,} candidates in {time.perf_counter() - start:.1f}s")
+                    stats[f"{key}/{name}"] = {"rows": rows, "channels": list(present)}
     return dg.MaterializeResult(metadata={
         "stats": dg.MetadataValue.json(stats),
         "method": MERGE_DEFAULT,
-        "weights": dg.MetadataValue.json(tuning),
+        "weights": dg.MetadataValue.json(weights_by_protocol),
         "dagster/row_count": stats[f"{PROTOCOLS[0]}/{MERGED}"]["rows"],
         "path": dg.MetadataValue.path(str(candidates_path(lake, PROTOCOLS[0], MERGED))),
     })
@@ -498,13 +515,9 @@ def recall_metrics(context: dg.AssetExecutionContext, config: MetricsConfig, lak
 
     report: dict = {"dataset": movielens.dataset, "relevance": "any test interaction; *_liked: rating >= 4",
                     "ks": list(KS), "candidates_per_channel": CANDIDATES_PER_CHANNEL, "protocols": {}}
-    if merge_weights_path(lake).exists():
-        tuning = json.loads(merge_weights_path(lake).read_text())
-        report["merge"] = {"method": MERGE_DEFAULT, **{k: v for k, v in tuning.items() if k != "trace"}}
-    con = lake.duckdb()
-    try:
+    with lake.duckdb() as con:
         for protocol in PROTOCOLS:
-            split = load_split(con, splits_dir(lake) / protocol)
+            split = load_stage(con, stages(lake, protocol)[0])
             popularity = (split.ids.item_ids, split.item_popularity())
             channels: dict[str, dict] = {}
             for channel in _evaluated_channels(lake, protocol):
@@ -517,8 +530,10 @@ def recall_metrics(context: dg.AssetExecutionContext, config: MetricsConfig, lak
                     item_popularity=popularity, n_catalogue=split.ids.n_items, n_boot=config.n_boot, seed=config.seed,
                 )
             report["protocols"][protocol] = {"users": int(split.test_users.size), "channels": channels}
-    finally:
-        con.close()
+            if merge_weights_path(lake, protocol).exists():
+                tuning = json.loads(merge_weights_path(lake, protocol).read_text())
+                report["protocols"][protocol]["merge"] = {"method": MERGE_DEFAULT,
+                                                          **{k: v for k, v in tuning.items() if k != "trace"}}
     table = metrics_markdown(report)
     path = lake.metrics_dir / "recall.json"
     atomic_write_text(path, json.dumps(report, indent=2))

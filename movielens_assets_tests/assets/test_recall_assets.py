@@ -9,26 +9,13 @@ import duckdb
 import pytest
 
 from movielens_assets.core.evaluation.metrics import KS
-from movielens_assets.definitions import build_definitions
 from movielens_assets_tests.conftest import make_settings
 from movielens_assets_tests.core.text.tiny_model import tiny_model_dir  # noqa: F401
+from movielens_assets_tests.helpers import FAST_TWO_TOWER, materialize
 
 RECALL = {"splits", "popularity_recall", "itemcf_recall", "two_tower_recall", "semantic_recall",
           "recall_candidates", "recall_metrics"}
 NEW_CHANNELS = ("two_tower", "semantic")
-#: A fast two-tower for the tests (the asset's defaults are sized for synthetic-small).
-FAST_TWO_TOWER = {"epochs": 1, "dim": 16, "hidden": 32, "history_len": 10, "batch_size": 512}
-
-
-def materialize(settings, instance, selection: str, run_config: dict | None = None):
-    """The implicit asset job (assets + checks) for `selection`, in process, with `run_config`, not raising."""
-    import dagster as dg
-
-    defs = build_definitions(settings)
-    job = defs.resolve_implicit_global_asset_job_def()
-    keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
-    return job.get_subset(asset_selection=set(keys)).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=run_config or {})
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +149,10 @@ def test_two_tower_and_semantic_candidates_metrics_and_training_curve(lake):
         assert tt[f"{protocol}/two_tower/device"].value == "cpu"
     tt = mats["two_tower_recall"]
     assert tt["device"].value == "cpu" and tt["item_embeddings"].value != "none"  # the stored embeddings were used
-    assert set(tt["training_log"].value) == {"last_n/two_tower", "global_time/two_tower"}
+    # one fit per distinct training file: last_n's window stage has its own, global_time's shares the test fit
+    assert set(tt["training_log"].value) == {"last_n/two_tower", "last_n/window/two_tower", "global_time/two_tower"}
+    assert (root / "models" / "recall" / "last_n" / "window" / "two_tower").is_dir()
+    assert not (root / "models" / "recall" / "global_time" / "window").exists()
     assert mats["semantic_recall"]["dim"].value == 32
     assert "loss_per_epoch" not in str(list(mats["semantic_recall"]))  # no training log: no curve
     table = mats["recall_metrics"]["table"].value
@@ -184,23 +174,34 @@ def test_semantic_recall_fails_clearly_without_embeddings(tmp_path):
     assert "no item embeddings are stored" in failure.step_failure_data.error.message
 
 
-def test_merge_weights_tuned_on_valid_users_only(lake):
-    """Every channel also answers global_time's valid users (never test users there); the RRF weights come
-    from those lists, are recorded, and the report says where they were tuned."""
+def test_merge_weights_tuned_on_each_protocols_window(lake):
+    """Every channel also answers each protocol's window users (never test users there; last_n's window lists
+    exclude what the user has in the window stage's train); each protocol's RRF weights come from its own
+    window lists, are recorded, and the report says where they were tuned. The merged lists of both stages
+    keep every channel's rank and score."""
     root, mats = lake
     con = duckdb.connect()
-    gt = root / "recall" / "splits" / "global_time"
-    for channel in ("popularity", "itemcf", *NEW_CHANNELS):
-        path = root / "recall" / "candidates" / "global_time" / "valid" / f"{channel}.parquet"
-        outside, n = con.execute(f"""
-            SELECT count(*) FILTER (WHERE c.user_id NOT IN (SELECT user_id FROM read_parquet('{gt}/valid.parquet'))),
-                   count(*)
-            FROM read_parquet('{path}') c""").fetchone()
-        assert n > 0 and outside == 0, channel
-    tuning = json.loads((root / "recall" / "candidates" / "merge_weights.json").read_text())
-    assert tuning["tuned_on"] == "global_time/valid" and tuning["users"] > 0
-    assert set(tuning["weights"]) == {"popularity", "itemcf", *NEW_CHANNELS}
-    assert tuple(tuning["trace"][-1]["score"]) >= tuple(tuning["trace"][0]["score"])
-    report = json.loads((root / "metrics" / "recall.json").read_text())
-    assert report["merge"]["weights"] == tuning["weights"] and report["merge"]["tuned_on"] == "global_time/valid"
-    assert mats["recall_candidates"]["weights"].value["weights"] == tuning["weights"]
+    for protocol in ("last_n", "global_time"):
+        fit = root / "recall" / "splits" / protocol / ("window" if protocol == "last_n" else "")
+        for channel in ("popularity", "itemcf", *NEW_CHANNELS):
+            path = root / "recall" / "candidates" / protocol / "window" / f"{channel}.parquet"
+            outside, seen, n = con.execute(f"""
+                SELECT count(*) FILTER (WHERE c.user_id NOT IN (SELECT user_id FROM read_parquet('{fit}/valid.parquet'))),
+                       count(*) FILTER (WHERE t.user_id IS NOT NULL), count(*)
+                FROM read_parquet('{path}') c
+                LEFT JOIN read_parquet('{fit}/train.parquet') t USING (user_id, movie_id)""").fetchone()
+            assert n > 0 and outside == 0 and seen == 0, (protocol, channel)
+        tuning = json.loads((root / "recall" / "candidates" / protocol / "merge_weights.json").read_text())
+        assert tuning["tuned_on"] == f"{protocol}/window" and tuning["users"] > 0
+        assert set(tuning["weights"]) == {"popularity", "itemcf", *NEW_CHANNELS}
+        assert tuning["recall@100"] >= tuning["equal"]["recall@100"]
+        report = json.loads((root / "metrics" / "recall.json").read_text())
+        assert report["protocols"][protocol]["merge"]["weights"] == tuning["weights"]
+        assert mats["recall_candidates"]["weights"].value[protocol]["weights"] == tuning["weights"]
+        for stage in ("", "window"):
+            merged = root / "recall" / "candidates" / protocol / stage / "merged.parquet"
+            cols = {name for name, *_ in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{merged}')").fetchall()}
+            assert {f"{p}_{c}" for p in ("rank", "score") for c in ("popularity", "itemcf", *NEW_CHANNELS)} <= cols
+            (bad,) = con.execute(f"""SELECT count(*) FROM read_parquet('{merged}')
+                                     WHERE (rank_itemcf IS NULL) <> (score_itemcf IS NULL)""").fetchone()
+            assert bad == 0

@@ -116,24 +116,90 @@ def test_zero_weight_keeps_provenance_but_proposes_nothing():
         merge_candidates({"a": a, "b": b}, weights={"a": 1.0, "b": -1.0})
 
 
-def test_tune_weights_prefers_the_channel_that_finds_the_validation_items():
-    from movielens_assets.core.recall.merge import tune_weights
+def _recall_of_merged(merged: pa.Table, users, target: dict[int, set[int]], k: int) -> np.ndarray:
+    """Plain statement of Recall@k of a merged table (rank <= k) per user, for the reference."""
+    got: dict[int, set[int]] = {}
+    for row in merged.to_pylist():
+        if row["rank"] <= k:
+            got.setdefault(row["user_id"], set()).add(row["movie_id"])
+    return np.array([len(target[u] & got.get(u, set())) / len(target[u]) for u in users])
 
-    relevant = {u: {100 + u, 200 + u} for u in range(20)}  # validation items per user
-    good = _cands([(u, m, r) for u in range(20) for r, m in enumerate([50, 100 + u, 200 + u], start=2)])
-    noise = _cands([(u, 900 + r, r) for u in range(20) for r in range(1, 6)])
 
-    def score(merged):  # recall@3 on the validation items
-        got: dict[int, list[int]] = {}
-        for row in merged.to_pylist():
-            if row["rank"] <= 3:
-                got.setdefault(row["user_id"], []).append(row["movie_id"])
-        return (sum(len(relevant[u] & set(got.get(u, []))) / 2 for u in relevant) / len(relevant),)
+@pytest.mark.parametrize("weights", [{"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 2.0, "b": 0.25, "c": 0.0},
+                                     {"a": 0.0, "b": 1.0, "c": 0.0}, {"a": 1.0, "b": 4.0, "c": 0.5}])
+def test_rank_matrix_recall_equals_the_merged_list(weights):
+    """The tuner's NumPy merge ranks exactly as `merge_candidates` (ties included: equal RRF scores go to the
+    first proposing channel, then the smaller movie id), so its Recall@k equals the merged file's."""
+    from movielens_assets.core.recall.merge import RankMatrix
 
-    weights, best, trace = tune_weights({"good": good, "noise": noise}, score, method="rrf", size=10)
-    assert weights["noise"] < weights["good"]
-    assert best > tuple(trace[0]["score"]) and best == (1.0,)
-    assert all(tuple(b["score"]) > tuple(a["score"]) for a, b in zip(trace, trace[1:]))  # only improvements kept
+    rng = np.random.default_rng(7)
+    tables = {name: _cands([(u, int(m), r) for u in range(30) for r, m in enumerate(
+        rng.choice(40, size=size, replace=False), start=1)]) for name, size in (("a", 12), ("b", 8), ("c", 15))}
+    target = {u: set(rng.choice(45, size=3, replace=False).tolist()) for u in range(30)}
+    users = np.arange(30)
+    tu = np.repeat(users, 3)
+    ti = np.array([m for u in users for m in sorted(target[u])])
+    matrix = RankMatrix.build(tables, users, tu, ti)
+    got = matrix.recall(weights, ks=(5, 10))
+    merged = merge_candidates(tables, method="rrf", size=50, weights=weights)
+    for j, k in enumerate((5, 10)):
+        np.testing.assert_allclose(got[:, j], _recall_of_merged(merged, users, target, k))
+
+
+def _tuning_case(n_users: int, hit_rank: int):
+    """`good` finds one of each user's 2 target items at `hit_rank` (after junk); `noise` proposes only junk."""
+    from movielens_assets.core.recall.merge import RankMatrix
+
+    head = [500 + j for j in range(hit_rank - 1)]
+    good = _cands([(u, m, r) for u in range(n_users)
+                   for r, m in enumerate([*head, 100 + u, *range(600, 640)], start=1)])
+    noise = _cands([(u, 900 + r, r) for u in range(n_users) for r in range(1, 40)])
+    users = np.arange(n_users)
+    tu = np.repeat(users, 2)
+    ti = np.array([m for u in users for m in (100 + u, 200 + u)])
+    return RankMatrix.build({"good": good, "noise": noise}, users, tu, ti)
+
+
+def test_tuning_keeps_equal_weights_unless_a_move_is_significant():
+    from movielens_assets.core.recall.merge import tune_rrf_weights
+
+    # nothing to gain: `good`'s hit stays in the top 2 under any weights that keep `good`
+    flat = tune_rrf_weights(_tuning_case(200, hit_rank=1), ks=(2, 20))
+    assert flat["weights"] == {"good": 1.0, "noise": 1.0} and len(flat["trace"]) == 1
+    # a hit at rank 2 enters the top 2 only when `good` outweighs the junk: every user gains, a significant move
+    tuned = tune_rrf_weights(_tuning_case(200, hit_rank=2), ks=(2, 20))
+    assert tuned["weights"]["good"] > tuned["weights"]["noise"]
+    assert tuned["recall@2"] == 0.5 > tuned["equal"]["recall@2"] == 0.0
+    assert all(step["gain"] > 2.0 * step["se"] for step in tuned["trace"][1:])
+    assert set(tuned["single"]) == {"good", "noise"}
+    # the same gain on a few users only, diluted by users who lose: not significant, nothing moves
+    mixed = _mixed_case()
+    assert tune_rrf_weights(mixed, ks=(2, 20))["weights"] == {"good": 1.0, "noise": 1.0}
+
+
+def _mixed_case():
+    """Half the users gain from more weight on `good` (its hit at rank 2), the other half lose (their hit is
+    `noise`'s rank 1, behind `good`'s junk when `good` weighs more): zero mean gain."""
+    from movielens_assets.core.recall.merge import RankMatrix
+
+    n = 100
+    good = _cands([(u, m, r) for u in range(n) for r, m in enumerate([500, 100 + u if u % 2 else 700 + u], start=1)])
+    noise = _cands([(u, m, r) for u in range(n) for r, m in enumerate([200 + u if not u % 2 else 900, 901], start=1)])
+    users = np.arange(n)
+    ti = np.array([100 + u if u % 2 else 200 + u for u in users])
+    return RankMatrix.build({"good": good, "noise": noise}, users, users, ti)
+
+
+def test_tuning_falls_back_to_the_best_channel_alone():
+    """When one channel alone beats the blend (here: `good` alone keeps its 2nd-ranked hit inside the top 2,
+    which an equal blend with `noise`'s junk pushes out; the grid allows no other move), the result is that
+    channel's list."""
+    from movielens_assets.core.recall.merge import tune_rrf_weights
+
+    tuned = tune_rrf_weights(_tuning_case(200, hit_rank=2), ks=(2,), grid=(1.0,))
+    assert tuned["weights"] == {"good": 1.0, "noise": 0.0}
+    assert tuned["trace"][-1].get("single_channel") is True
+    assert tuned["recall@2"] == tuned["single"]["good"]["recall@2"] > tuned["equal"]["recall@2"]
 
 
 @pytest.mark.parametrize("method", ["rrf", "quota"])
