@@ -57,3 +57,17 @@ def parquet_kv_metadata(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[
         f"SELECT key::VARCHAR, value::VARCHAR FROM parquet_kv_metadata({sql_str(path)})"
     ).fetchall()
     return dict(rows)
+
+
+def register_parquet_view(con: duckdb.DuckDBPyConnection, name: str, path: str | os.PathLike[str] | None,
+                          columns: str) -> str:
+    """View `name` over the Parquet file `path`, or an EMPTY view typed by `columns` ("col TYPE, ...") when the
+    file is absent: optional inputs (TMDb tables, tags) then join as no rows. Returns used / empty / absent."""
+    if path is not None and Path(path).is_file():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({sql_str(path)})")
+        ((n,),) = con.execute(f"SELECT count(*) FROM {name}").fetchall()  # fetchall: no unfinished result
+        return "used" if n else "empty"
+    cols = [c.strip().split(" ", 1) for c in columns.split(",")]
+    select = ", ".join(f"NULL::{typ} AS {col}" for col, typ in cols)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {select} WHERE false")
+    return "absent"

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from movielens_assets.core.data.atomic import atomic_path
-from movielens_assets.core.data.duck import sql_str
+from movielens_assets.core.data.duck import register_parquet_view, sql_str
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -86,18 +86,6 @@ class ItemTextReport:
 def _clean(expr: str) -> str:
     """NULL for empty, else whitespace collapsed."""
     return f"nullif(trim(regexp_replace(coalesce({expr}, ''), '\\s+', ' ', 'g')), '')"
-
-
-def _register(con: duckdb.DuckDBPyConnection, name: str, path: Path, columns: str) -> str:
-    """View `name` over `path`; an empty typed view when the file is absent. Returns used/empty/absent."""
-    if path.is_file():
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({sql_str(path)})")
-        (n,) = con.execute(f"SELECT count(*) FROM {name}").fetchone()
-        return "used" if n else "empty"
-    cols = [c.strip().split(" ", 1) for c in columns.split(",")]
-    select = ", ".join(f"NULL::{typ} AS {col}" for col, typ in cols)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {select} WHERE false")
-    return "absent"
 
 
 def _title_sql() -> str:
@@ -212,12 +200,11 @@ def build_item_texts(
     if not movies.is_file():
         raise FileNotFoundError(f"{movies} does not exist: materialize `movies` (group ingest) first")
     con.execute(f"CREATE OR REPLACE TEMP VIEW movies AS SELECT * FROM read_parquet({sql_str(movies)})")
-    sources = {"movies": "used", "tags": _register(con, "tags", Path(tags) if tags else Path("/nonexistent"),
-                                                   _TAGS_COLUMNS)}
+    sources = {"movies": "used", "tags": register_parquet_view(con, "tags", tags, _TAGS_COLUMNS)}
     tmdb_root = Path(tmdb_dir) if tmdb_dir else None
     for name, columns in _TMDB_TABLES.items():
-        path = tmdb_root / f"{name}.parquet" if tmdb_root else Path("/nonexistent")
-        sources[name] = _register(con, name, path, columns)
+        sources[name] = register_parquet_view(con, name, tmdb_root / f"{name}.parquet" if tmdb_root else None,
+                                              columns)
     tmdb_available = sources["movie_tmdb"] == "used" and sources["tmdb_movie"] == "used"
 
     con.execute(f"CREATE OR REPLACE TEMP TABLE _item_text AS {item_text_query()}")
