@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from movielens_assets.assets import features, ingest, recall, tmdb
+from movielens_assets.assets import features, ingest, ranking, recall, tmdb
 from movielens_assets.automation import build_tmdb_refresh_schedule, tmdb_refresh_job
 from movielens_assets.checks.features import feature_checks
 from movielens_assets.checks.ingest import ingest_checks
 from movielens_assets.checks.recall import recall_checks
 from movielens_assets.checks.tmdb import tmdb_checks
+from movielens_assets.partitions import ranking_shards
 from movielens_assets.resources import DataLake, MovieLensSource
 from movielens_assets.resources.device import TorchDevice
 from movielens_assets.resources.embedder import EmbedderResource
@@ -68,7 +69,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """All assets, checks, resources, jobs and schedules; `settings` default to the environment."""
     settings = settings or load_settings()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, tmdb, features, recall]),
+        assets=[*dg.load_assets_from_modules([ingest, tmdb, features, recall, ranking]),
+                ranking.ranking_samples_asset(ranking_shards(settings.ranking_shards))],
         asset_checks=[*ingest_checks, *tmdb_checks, *feature_checks, *recall_checks],
         resources=build_resources(settings),
         jobs=[tmdb_refresh_job],

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import dagster as dg
 
@@ -27,16 +27,80 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def run(selection: str | None = None) -> dg.ExecuteInProcessResult:
+# INFO, not DEBUG: asset logs (counts, rates) without every engine event.
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+@dataclass
+class PartitionRun:
+    """What a partition's run reports back to the parent process (runs execute in worker processes)."""
+
+    asset: str
+    partition: str
+    success: bool
+    rows: int | None
+    path: str | None
+    checks: list[tuple[str, bool]]
+
+
+def _run_partition(asset: str, partition: str) -> PartitionRun:
+    """One run of `asset` for one partition (in a worker process), recorded in the persistent instance."""
     from movielens_assets.definitions import defs
 
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey(asset)})
+    result = job.execute_in_process(run_config=RUN_CONFIG, instance=_instance(), partition_key=partition,
+                                    raise_on_error=False)
+    mats = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
+    rows = sum(int(m.metadata["dagster/row_count"].value) for m in mats if "dagster/row_count" in m.metadata)
+    path = next((str(m.metadata["path"].value) for m in mats if "path" in m.metadata), None)
+    return PartitionRun(asset, partition, result.success, rows if mats else None, path,
+                        [(c.check_name, c.passed) for c in result.get_asset_check_evaluations()])
+
+
+@dataclass
+class DemoResult:
+    runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
+    partitions: list[PartitionRun] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return all(r.success for r in self.runs) and all(p.success for p in self.partitions)
+
+
+def run(selection: str | None = None, workers: int = 2) -> DemoResult:
+    """Materialize `selection` (default: everything): the unpartitioned assets upstream of the partitioned
+    ones in one run, then every partition of each partitioned asset as its own run (`workers` processes in
+    parallel, as a backfill would), then what depends on them in one run."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from movielens_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    selected = (dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()).resolve(graph)
+    partitioned = {k for k in selected if graph.get(k).is_partitioned}
+    after = dg.AssetSelection.assets(*partitioned).downstream(include_self=False).resolve(graph) & selected \
+        if partitioned else set()
+    before = selected - partitioned - after
     job = defs.resolve_implicit_global_asset_job_def()
-    if selection:
-        job = job.get_subset(asset_selection=set(dg.AssetSelection.from_string(selection).resolve(
-            defs.resolve_asset_graph())))
-    # INFO, not DEBUG: asset logs (counts, rates) without every engine event.
-    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    return job.execute_in_process(run_config=run_config, instance=_instance(), raise_on_error=False)
+    out = DemoResult()
+
+    def unpartitioned(keys: set) -> bool:
+        if keys:
+            out.runs.append(job.get_subset(asset_selection=keys).execute_in_process(
+                run_config=RUN_CONFIG, instance=_instance(), raise_on_error=False))
+        return out.success
+
+    if not unpartitioned(before):
+        return out
+    for key in sorted(partitioned, key=lambda k: k.to_user_string()):
+        partitions = graph.get(key).partitions_def.get_partition_keys()
+        print(f"{key.to_user_string()}: {len(partitions)} partitions, {workers} at a time", flush=True)
+        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
+            out.partitions += list(pool.map(_run_partition, [key.to_user_string()] * len(partitions), partitions))
+    if out.success:
+        unpartitioned(after)
+    return out
 
 
 def recall_table(report: dict) -> str:
@@ -51,21 +115,34 @@ def recall_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def summary(result: dg.ExecuteInProcessResult) -> str:
+def summary(result: DemoResult) -> str:
     settings = load_settings()
     lines = ["", "=" * 72, f"movielens-rec demo — dataset {settings.dataset}", f"data lake: {settings.data_dir}", ""]
-    mats = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
-    width = max((len(m.asset_key.to_user_string()) for m in mats), default=0)
+    mats = [e.step_materialization_data.materialization for r in result.runs
+            for e in r.get_asset_materialization_events()]
+    names = [m.asset_key.to_user_string() for m in mats] + [p.asset for p in result.partitions]
+    width = max((len(n) for n in names), default=0)
     for mat in mats:
         rows = mat.metadata.get("dagster/row_count")
         path = mat.metadata.get("path")
         row_txt = f"{rows.value:>12,} rows" if rows is not None else " " * 17
         lines.append(f"  {mat.asset_key.to_user_string():<{width}} {row_txt}  {path.value if path is not None else ''}")
-    checks = result.get_asset_check_evaluations()
-    failed = [c for c in checks if not c.passed]
+    by_asset: dict[str, list[PartitionRun]] = {}
+    for p in result.partitions:
+        by_asset.setdefault(p.asset, []).append(p)
+    for asset, runs in by_asset.items():
+        ok = sum(r.success for r in runs)
+        rows = sum(r.rows or 0 for r in runs)
+        lines.append(f"  {asset:<{width}} {rows:>12,} rows  {len(runs)} partitions ({ok} succeeded)"
+                     + (f", e.g. {runs[0].path}" if runs[0].path else ""))
+    checks = [(c.asset_key.to_user_string(), c.check_name, c.passed) for r in result.runs
+              for c in r.get_asset_check_evaluations()]
+    checks += [(f"{p.asset}[{p.partition}]", name, passed) for p in result.partitions for name, passed in p.checks]
+    failed = [c for c in checks if not c[2]]
     lines.append("")
     lines.append(f"asset checks: {len(checks) - len(failed)}/{len(checks)} passed")
-    lines.extend(f"  FAILED {c.asset_key.to_user_string()}:{c.check_name}" for c in failed)
+    lines.extend(f"  FAILED {asset}:{name}" for asset, name, _ in failed)
+    lines.extend(f"  FAILED run of {p.asset}[{p.partition}]" for p in result.partitions if not p.success)
     report = settings.data_dir / "reports" / "EDA_REPORT.md"
     if report.exists():
         lines.append(f"EDA report: {report}")
@@ -81,9 +158,11 @@ def summary(result: dg.ExecuteInProcessResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--select", help="asset selection (e.g. 'group:ingest', 'ratings+'); default: all")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="partitions (ranking shards) materialized in parallel, one process each (default 2)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    result = run(args.select)
+    result = run(args.select, args.workers)
     print(summary(result))
     print(f"finished in {time.perf_counter() - start:.1f}s — {'SUCCESS' if result.success else 'FAILED'}")
     return 0 if result.success else 1

@@ -82,6 +82,9 @@ class Settings:
     """API requests in flight (`EMBEDDING_API_MAX_CONCURRENCY`)."""
     embedding_api_timeout_s: float = 60.0
     """Per-request timeout of the API (`EMBEDDING_API_TIMEOUT_S`)."""
+    # -- ranking (docs/RANKING.md) --
+    ranking_shards: int = 16
+    """User shards of `ranking_samples` (`MOVIELENS_RANKING_SHARDS`, 1..1000): its partitions `00`, `01`, …"""
     secrets_from_env: bool = False
     """True when the settings were read from the process environment: the TMDb secrets then reach
     Dagster as `dg.EnvVar`s (resolved at launch, shown by name only in the UI and run storage)."""
@@ -139,6 +142,15 @@ def _choice(name: str, value: str | None, default: str, choices: tuple[str, ...]
     raise ValueError(f"environment variable {name} must be one of {', '.join(choices)}{extra}; got {value!r}")
 
 
+def _ranking_shards(value: str | None) -> int:
+    from movielens_assets.core.ranking.shards import MAX_SHARDS
+
+    n = _int_or("MOVIELENS_RANKING_SHARDS", value, 16)
+    if not 1 <= n <= MAX_SHARDS:
+        raise ValueError(f"environment variable MOVIELENS_RANKING_SHARDS must be in 1..{MAX_SHARDS}, got {value!r}")
+    return n
+
+
 def _secret(value: str | None) -> str | None:
     return (value or "").strip() or None
 
@@ -180,5 +192,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         embedding_api_max_concurrency=_int_or("EMBEDDING_API_MAX_CONCURRENCY",
                                               env.get("EMBEDDING_API_MAX_CONCURRENCY"), 4),
         embedding_api_timeout_s=_float_or("EMBEDDING_API_TIMEOUT_S", env.get("EMBEDDING_API_TIMEOUT_S"), 60.0),
+        ranking_shards=_ranking_shards(env.get("MOVIELENS_RANKING_SHARDS")),
         secrets_from_env=environ is None or environ is os.environ,
     )

@@ -39,6 +39,11 @@ class DataLake(dg.ConfigurableResource):
         return self.root_path / "recall"
 
     @property
+    def ranking_dir(self) -> Path:
+        """`ranking/`: behaviour sequences, item / user profiles, the sharded samples (docs/RANKING.md)."""
+        return self.root_path / "ranking"
+
+    @property
     def models_dir(self) -> Path:
         return self.root_path / "models"
 

@@ -1,0 +1,155 @@
+"""The ranking group on synthetic-tiny: sequences and profiles, then every shard of `ranking_samples` as its
+own partition run (in process and through the real CLI), the blocking checks, one shard rebuilt alone, bad
+partition keys and missing inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pytest
+
+from movielens_assets.assets.ranking import SAMPLE_CHECKS
+from movielens_assets_tests.conftest import make_settings
+from movielens_assets_tests.core.text.tiny_model import tiny_model_dir  # noqa: F401
+from movielens_assets_tests.helpers import FAST_TWO_TOWER, failure_messages, materialize
+
+KEYS = ("00", "01", "02")
+UPSTREAM = ("group:ingest or group:tmdb or group:features or group:recall or key:user_sequences "
+            "or key:item_profile or key:user_profile")
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    return path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, tiny_model_dir):  # noqa: F811
+    tmp = tmp_path_factory.mktemp("ranking")
+    settings = make_settings(tmp, "synthetic-tiny", EMBEDDING_MODEL=str(tiny_model_dir), MOVIELENS_DEVICE="cpu",
+                             MOVIELENS_RANKING_SHARDS="3")
+    run_config = {"ops": {"two_tower_recall": {"config": FAST_TWO_TOWER}}}
+    with dg.instance_for_test() as instance:
+        up = materialize(settings, instance, UPSTREAM, run_config)
+        assert up.success, failure_messages(up)
+        mats = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+                for e in up.get_asset_materialization_events()}
+        shards = {}
+        for key in KEYS:
+            result = materialize(settings, instance, "key:ranking_samples", partition_key=key)
+            assert result.success, failure_messages(result)
+            shards[key] = result
+    return settings, mats, shards
+
+
+def test_every_shard_is_built_and_passes_its_blocking_checks(lake):
+    settings, _, shards = lake
+    root = settings.data_dir / "ranking" / "samples" / "last_n"
+    con = duckdb.connect()
+    users, total = [], 0
+    for key, result in shards.items():
+        checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+        assert checks == {name: True for name in SAMPLE_CHECKS}, (key, checks)
+        mat = result.get_asset_materialization_events()[0]
+        assert mat.partition == key
+        path = root / f"shard={key}" / "part-0.parquet"
+        n, n_pos = con.execute(f"SELECT count(*), sum(watch) FROM '{path}'").fetchone()
+        assert n == 10 * n_pos > 0 and mat.step_materialization_data.materialization.metadata[
+            "dagster/row_count"].value == n
+        users.append({u for (u,) in con.execute(f"SELECT DISTINCT user_id FROM '{path}'").fetchall()})
+        total += n_pos
+    assert all(not (a & b) for i, a in enumerate(users) for b in users[i + 1 :])
+    store_users = np.load(settings.data_dir / "ranking" / "sequences" / "last_n" / "user_ids.npy")
+    assert set().union(*users) == set(store_users.tolist())
+
+
+def test_rebuilding_one_shard_touches_no_other(lake):
+    settings, _, _ = lake
+    root = settings.data_dir / "ranking" / "samples" / "last_n"
+    before = {key: _digest(root / f"shard={key}" / "part-0.parquet") for key in KEYS}
+    with dg.instance_for_test() as instance:
+        result = materialize(settings, instance, "key:ranking_samples", partition_key="01")
+    assert result.success, failure_messages(result)
+    after = {key: _digest(root / f"shard={key}" / "part-0.parquet") for key in KEYS}
+    assert after["00"] == before["00"] and after["02"] == before["02"]
+    assert after["01"][0] != before["01"][0] and after["01"][1] == before["01"][1]  # rewritten, same content
+    assert sorted(p.name for p in root.iterdir()) == [f"shard={k}" for k in KEYS]  # no temporary left
+
+
+def test_user_profile_equals_the_features_of_the_window_samples(lake):
+    """The window samples' user features are exactly the user_profile rows at the window start: one function."""
+    settings, mats, _ = lake
+    base = settings.data_dir / "ranking"
+    con = duckdb.connect()
+    (mismatch, compared) = con.execute(f"""
+        WITH s AS (SELECT DISTINCT user_id, cutoff_ts, seq_pos, u_log_count, u_mean_rating, u_like_rate,
+                          u_days_since_last FROM '{base}/samples/last_n/*/*.parquet' WHERE in_window = 1)
+        SELECT count(*) FILTER (WHERE p.cutoff_ts <> s.cutoff_ts OR p.seq_pos <> s.seq_pos
+                                OR p.u_log_count <> s.u_log_count OR p.u_mean_rating IS DISTINCT FROM s.u_mean_rating
+                                OR p.u_like_rate IS DISTINCT FROM s.u_like_rate
+                                OR p.u_days_since_last IS DISTINCT FROM s.u_days_since_last), count(*)
+        FROM s JOIN '{base}/profiles/last_n/user_profile.parquet' p ON p.user_id = s.user_id AND p.stage = 'window'
+    """).fetchone()
+    assert compared > 0 and mismatch == 0
+    (test_rows,) = con.execute(f"SELECT count(*) FROM '{base}/profiles/last_n/user_profile.parquet' "
+                               "WHERE stage = 'test'").fetchone()
+    assert test_rows > 0 and mats["user_profile"]["dagster/row_count"].value >= test_rows
+    coverage = mats["item_profile"]["coverage"].value
+    assert coverage["with_embedding"] > 0 and coverage["with_director"] > 0  # TMDb + embeddings were used
+
+
+def test_ranking_group_wiring():
+    from movielens_assets.definitions import build_definitions
+    from movielens_assets.settings import load_settings
+
+    defs = build_definitions(load_settings({"MOVIELENS_RANKING_SHARDS": "5"}))
+    graph = defs.resolve_asset_graph()
+    group = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "ranking"}
+    assert {"user_sequences", "item_profile", "user_profile", "ranking_samples"} <= group
+    samples = graph.get(dg.AssetKey("ranking_samples"))
+    assert samples.partitions_def.get_partition_keys() == ["00", "01", "02", "03", "04"]
+    for name in SAMPLE_CHECKS:
+        assert graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey("ranking_samples"), name)).blocking
+    parents = {k.to_user_string() for k in samples.parent_keys}
+    assert {"user_sequences", "item_profile", "recall_candidates", "ratings"} <= parents
+
+
+def test_an_unknown_shard_key_is_refused(lake):
+    settings, _, _ = lake
+    with dg.instance_for_test() as instance, pytest.raises(Exception, match="07"):
+        materialize(settings, instance, "key:ranking_samples", partition_key="07")
+
+
+def test_a_shard_before_its_inputs_fails_clearly_and_writes_nothing(tmp_path):
+    settings = make_settings(tmp_path, "synthetic-tiny", MOVIELENS_RANKING_SHARDS="3")
+    with dg.instance_for_test() as instance:
+        result = materialize(settings, instance, "key:ranking_samples", partition_key="00")
+    assert not result.success
+    message = " ".join(failure_messages(result))
+    assert "materialize `recall_candidates` first" in message
+    assert not (settings.data_dir / "ranking" / "samples").exists()
+
+
+@pytest.mark.slow
+def test_cli_materializes_one_shard(lake, tmp_path):
+    """`dagster asset materialize --select ranking_samples --partition 02`, the real CLI, on the built lake."""
+    settings, _, _ = lake
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MOVIELENS_DATA_DIR": str(settings.data_dir),
+           "MOVIELENS_DATASET": "synthetic-tiny", "MOVIELENS_RANKING_SHARDS": "3"}
+    bin_dir = Path(sys.executable).parent
+    cmd = [str(bin_dir / "dagster"), "asset", "materialize", "-m", "movielens_assets.definitions",
+           "--select", "ranking_samples", "--partition", "02"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "shard 02" in proc.stdout + proc.stderr
+    bad = subprocess.run([*cmd[:-1], "99"], env=env, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "99" in bad.stdout + bad.stderr

@@ -1,0 +1,62 @@
+"""The point-in-time primitive against a plain statement of its rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from movielens_assets.core.ranking.asof import AsOfIndex
+
+
+def _reference(keys, times, values, qk, qt):
+    count = np.array([((keys == a) & (times < b)).sum() for a, b in zip(qk, qt, strict=True)])
+    sums = np.array([values[(keys == a) & (times < b)].sum(axis=0) for a, b in zip(qk, qt, strict=True)])
+    return count, sums
+
+
+def test_counts_and_sums_equal_the_rule():
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 40, 5000) * 1_000_003  # sparse, large keys
+    times = rng.integers(1_000_000_000, 1_000_005_000, 5000)
+    values = rng.random((5000, 3))
+    index = AsOfIndex(keys, times, {"v": values, "one": np.ones(5000)})
+    qk = rng.integers(-3, 45, 2000) * 1_000_003
+    qt = rng.integers(999_999_000, 1_000_006_000, 2000)
+    count, sums = index.sums_before(qk, qt)
+    ref_count, ref_sums = _reference(keys, times, values, qk, qt)
+    np.testing.assert_array_equal(count, ref_count)
+    np.testing.assert_allclose(sums["v"], ref_sums)
+    np.testing.assert_array_equal(sums["one"], ref_count)
+    np.testing.assert_array_equal(index.count_before(qk, qt), ref_count)
+
+
+def test_equal_times_are_not_before():
+    index = AsOfIndex(np.array([1, 1, 1]), np.array([10, 20, 20]), {"r": np.array([1.0, 2.0, 4.0])})
+    count, sums = index.sums_before(np.array([1, 1, 1, 1, 2]), np.array([10, 11, 20, 21, 99]))
+    assert count.tolist() == [0, 1, 1, 3, 0] and sums["r"].tolist() == [0.0, 1.0, 1.0, 7.0, 0.0]
+    assert index.first_time_of(np.array([1, 2])).tolist() == [10, np.iinfo(np.int64).max]
+
+
+def test_empty_index_and_bad_input():
+    empty = AsOfIndex(np.zeros(0, np.int64), np.zeros(0, np.int64), {"r": np.zeros(0)})
+    count, sums = empty.sums_before(np.array([1, 2]), np.array([5, 6]))
+    assert count.tolist() == [0, 0] and sums["r"].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="one length"):
+        AsOfIndex(np.array([1, 2]), np.array([1]))
+    with pytest.raises(ValueError, match="2 rows for 1 events"):
+        AsOfIndex(np.array([1]), np.array([1]), {"r": np.array([1.0, 2.0])})
+    with pytest.raises(ValueError, match="2\\^32"):
+        AsOfIndex(np.array([1, 1]), np.array([0, 1 << 33]))
+
+
+def test_save_and_memory_mapped_load_answer_the_same(tmp_path):
+    rng = np.random.default_rng(1)
+    keys, times = rng.integers(0, 20, 500), rng.integers(0, 100, 500)
+    index = AsOfIndex(keys, times, {"r": rng.random(500)})
+    index.save(tmp_path / "ix")
+    loaded = AsOfIndex.load(tmp_path / "ix")
+    qk, qt = rng.integers(0, 25, 300), rng.integers(-5, 110, 300)
+    a, b = index.sums_before(qk, qt), loaded.sums_before(qk, qt)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1]["r"], b[1]["r"])
+    assert isinstance(loaded.composite, np.memmap)
