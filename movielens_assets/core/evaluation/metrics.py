@@ -137,3 +137,73 @@ def rec_matrix_from_ranks(
         cand_ranks <= k)
     out[pos[ok], np.asarray(cand_ranks)[ok] - 1] = np.asarray(cand_items)[ok]
     return out
+
+
+# ---------------------------------------------------------------------------------------------- ranking metrics
+
+
+def _average_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks of `scores`, ties sharing their average rank (the Mann-Whitney convention)."""
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    first = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]]
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], scores.size]
+    avg = (starts + ends + 1) / 2.0  # mean of ranks start+1 .. end
+    ranks = np.empty(scores.size)
+    ranks[order] = avg[group]
+    return ranks
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve = P(score of a random positive > score of a random negative), ties counted
+    half (Mann-Whitney U / (n_pos n_neg)); NaN when a class is missing."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def gauc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
+    """Group AUC (Zhou et al., DIN, 2018): sum over groups g of w_g AUC_g / sum of w_g, with w_g the group's
+    number of samples (impressions), over the groups holding both labels only. Returns (GAUC, groups used).
+
+    Vectorised: one sort by (group, score) with average ranks of ties inside each group."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    groups = np.asarray(groups)
+    if scores.size == 0:
+        return float("nan"), 0
+    _, g = np.unique(groups, return_inverse=True)
+    order = np.lexsort((scores, g))
+    gs, ss, ls = g[order], scores[order], labels[order]
+    # average ranks within each group: ties = same group and same score
+    new_value = np.r_[True, (gs[1:] != gs[:-1]) | (ss[1:] != ss[:-1])]
+    tie_id = np.cumsum(new_value) - 1
+    group_start = np.searchsorted(gs, gs, side="left")
+    pos_in_group = np.arange(gs.size) - group_start
+    tie_first = np.flatnonzero(new_value)
+    tie_last = np.r_[tie_first[1:], gs.size] - 1
+    avg_rank = ((pos_in_group[tie_first] + pos_in_group[tie_last]) / 2.0 + 1.0)[tie_id]
+    n_groups = int(g.max()) + 1
+    n = np.bincount(gs, minlength=n_groups).astype(np.float64)
+    n_pos = np.bincount(gs, weights=ls, minlength=n_groups)
+    n_neg = n - n_pos
+    rank_sum = np.bincount(gs, weights=avg_rank * ls, minlength=n_groups)
+    both = (n_pos > 0) & (n_neg > 0)
+    if not both.any():
+        return float("nan"), 0
+    auc_g = (rank_sum[both] - n_pos[both] * (n_pos[both] + 1) / 2.0) / (n_pos[both] * n_neg[both])
+    return float((auc_g * n[both]).sum() / n[both].sum()), int(both.sum())
+
+
+def logloss(probabilities: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean binary cross-entropy of predicted probabilities (clipped to [eps, 1 - eps])."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), eps, 1 - eps)
+    y = np.asarray(labels, dtype=np.float64)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()) if y.size else float("nan")

@@ -80,3 +80,41 @@ def test_rec_matrix_from_ranks():
     rec = rec_matrix_from_ranks(np.array([10, 20]), np.array([20, 10, 10, 99, 10]), np.array([7, 5, 6, 1, 9]),
                                 np.array([1, 2, 1, 1, 5]), 3)
     assert rec.tolist() == [[6, 5, -1], [7, -1, -1]]
+
+
+def test_auc_and_gauc_on_a_hand_computed_example():
+    """u1: scores [0.9+, 0.8-, 0.7+, 0.1-]: positive-negative pairs 0.9>0.8, 0.9>0.1, 0.7<0.8, 0.7>0.1 -> AUC
+    3/4. u2: [0.5+, 0.5-, 0.2-]: pairs 0.5=0.5 (a tie counts 1/2), 0.5>0.2 -> AUC (0.5 + 1) / 2 = 3/4. u3: only
+    negatives -> left out. GAUC (impression-weighted) = (4 * 3/4 + 3 * 3/4) / 7 = 0.75; with u2's positive at
+    0.6 (no tie) u2's AUC is 1: GAUC = (4 * 3/4 + 3 * 1) / 7 = 6/7."""
+    from movielens_assets.core.evaluation.metrics import auc, gauc, logloss
+
+    scores = np.array([0.9, 0.8, 0.7, 0.1, 0.5, 0.5, 0.2, 0.3, 0.4])
+    labels = np.array([1, 0, 1, 0, 1, 0, 0, 0, 0])
+    users = np.array([1, 1, 1, 1, 2, 2, 2, 3, 3])
+    value, used = gauc(scores, labels, users)
+    assert used == 2 and value == pytest.approx(0.75)
+    value, _ = gauc(np.array([0.9, 0.8, 0.7, 0.1, 0.6, 0.5, 0.2, 0.3, 0.4]), labels, users)
+    assert value == pytest.approx(6 / 7)
+    # pooled AUC over all 9: 3 positives x 6 negatives; count by hand
+    pairs = [(p, n) for p in scores[labels == 1] for n in scores[labels == 0]]
+    expected = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs)
+    assert auc(scores, labels) == pytest.approx(expected)
+    assert np.isnan(auc(scores[:2], np.array([1, 1]))) and gauc(scores[7:], labels[7:], users[7:])[1] == 0
+    assert logloss(np.array([0.5, 0.5]), np.array([1, 0])) == pytest.approx(np.log(2))
+
+
+def test_gauc_equals_the_per_group_reference_on_random_data():
+    from movielens_assets.core.evaluation.metrics import auc, gauc
+
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 30, 2000)
+    labels = rng.random(2000) < 0.2
+    scores = np.round(rng.random(2000) + labels * 0.3, 2)  # rounded: many ties
+    ref_num = ref_den = 0.0
+    for g in np.unique(groups):
+        m = groups == g
+        if 0 < labels[m].sum() < m.sum():
+            ref_num += m.sum() * auc(scores[m], labels[m])
+            ref_den += m.sum()
+    assert gauc(scores, labels, groups)[0] == pytest.approx(ref_num / ref_den)
