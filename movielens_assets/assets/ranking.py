@@ -337,3 +337,57 @@ def _check_shard(lake: DataLake, protocol: str, key: str, shard: int, n_shards: 
         return check_shard(con, shard_dir(lake, protocol, key), ratings=lake.processed("ratings"),
                            test=test.fit_dir / "test.parquet", shard=shard, n_shards=n_shards,
                            negatives=sampling.negatives)
+
+
+class RankingEdaConfig(dg.Config):
+    max_rows: int = 1_000_000
+    """Rows sampled (reservoir, seeded) from the shards read."""
+    max_shards: int = 4
+    """Shards read, spread evenly over the keys."""
+    seed: int = 0
+
+
+@dg.asset(group_name=GROUP, deps=["ranking_samples"], kinds={"duckdb", "matplotlib"})
+def ranking_eda(context: dg.AssetExecutionContext, config: RankingEdaConfig, lake: DataLake,
+                movielens: MovieLensSource) -> dg.MaterializeResult:
+    """Which features carry signal before any training: per feature its coverage, single-feature AUC against
+    `watch` and `like` (and like among watched), and the watch rate by decile (PNG per group), over a sample
+    of the shards -> `reports/RANKING_EDA.md`."""
+    from movielens_assets.core.data.atomic import atomic_write_text
+    from movielens_assets.core.data.duck import sql_str
+    from movielens_assets.core.ranking.eda import decile_plots, markdown, summarise
+    from movielens_assets.core.ranking.samples import KEY_COLUMNS
+
+    protocol = RANKING_PROTOCOLS[0]
+    built = sorted(p for p in samples_dir(lake, protocol).glob("shard=*") if (p / "part-0.parquet").is_file())
+    if not built:
+        raise dg.Failure(description=f"no shard under {samples_dir(lake, protocol)}: materialize `ranking_samples` "
+                                     "(every partition) first")
+    step = max(1, len(built) // max(1, config.max_shards))
+    chosen = built[::step][: config.max_shards]
+    files = "[" + ", ".join(sql_str(p / "part-0.parquet") for p in chosen) + "]"
+    with lake.duckdb() as con:
+        table = con.sql(f"SELECT * FROM read_parquet({files}, hive_partitioning = false) USING SAMPLE "
+                        f"reservoir({int(config.max_rows)} ROWS) REPEATABLE ({int(config.seed)})").to_arrow_table()
+    if table.num_rows == 0:
+        raise dg.Failure(description=f"the shards read ({[p.name for p in chosen]}) hold no rows")
+    features = [c for c in table.column_names if c not in KEY_COLUMNS]
+    start = time.perf_counter()
+    summaries = summarise(table, features)
+    base_rate = float(table.column("watch").to_numpy().mean())
+    lake.reports_dir.mkdir(parents=True, exist_ok=True)
+    plots = decile_plots(summaries, lake.reports_dir, base_rate)
+    shards = [p.name.removeprefix("shard=") for p in chosen]
+    text = markdown(summaries, rows=table.num_rows, shards=shards, dataset=movielens.dataset, base_rate=base_rate,
+                    plots=plots)
+    path = atomic_write_text(lake.reports_dir / "RANKING_EDA.md", text)
+    context.log.info(f"ranking_eda: {len(features)} features over {table.num_rows:,} rows of shards {shards} in "
+                     f"{time.perf_counter() - start:.1f}s -> {path}")
+    metadata: dict[str, Any] = {"report": dg.MetadataValue.md(text), "path": dg.MetadataValue.path(str(path)),
+                                "rows": table.num_rows, "shards": dg.MetadataValue.json(shards)}
+    for s in summaries:
+        if np.isfinite(s.auc_watch):
+            metadata[f"auc_watch/{s.name}"] = round(s.auc_watch, 4)
+    for group, plot in plots.items():
+        metadata[f"plot/{group}"] = dg.MetadataValue.path(str(plot))
+    return dg.MaterializeResult(metadata=metadata)

@@ -153,3 +153,17 @@ def test_cli_materializes_one_shard(lake, tmp_path):
     assert "shard 02" in proc.stdout + proc.stderr
     bad = subprocess.run([*cmd[:-1], "99"], env=env, capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "99" in bad.stdout + bad.stderr
+
+
+def test_ranking_eda_reports_every_feature(lake):
+    settings, _, _ = lake
+    with dg.instance_for_test() as instance:
+        result = materialize(settings, instance, "key:ranking_eda")
+    assert result.success, failure_messages(result)
+    meta = result.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata
+    report = (settings.data_dir / "reports" / "RANKING_EDA.md").read_text()
+    assert report.startswith("# Ranking EDA — `synthetic-tiny`") and "| `ch_merged_rank` | recall |" in report
+    assert "`in_window`" not in report and "`shard`" not in report  # key columns are not features
+    assert 0.0 <= meta["auc_watch/i_log_count"].value <= 1.0
+    for group in ("user", "item", "cross", "recall"):
+        assert (settings.data_dir / "reports" / f"ranking_eda_{group}.png").stat().st_size > 1000

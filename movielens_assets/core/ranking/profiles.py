@@ -71,9 +71,10 @@ def build_item_table(con: duckdb.DuckDBPyConnection, movies: Path, tmdb_dir: Pat
         LEFT JOIN link l USING (movie_id)
         LEFT JOIN _rk_tmdb_movie t ON t.tmdb_id = l.tmdb_id
         LEFT JOIN directors d ON d.tmdb_id = l.tmdb_id
-        LEFT JOIN cast_ c ON c.tmdb_id = l.tmdb_id
-        ORDER BY m.movie_id""").to_arrow_table()
-    return table, has_tmdb
+        LEFT JOIN cast_ c ON c.tmdb_id = l.tmdb_id""").to_arrow_table()
+    # sorted here, not by an ORDER BY: with `preserve_insertion_order = false` DuckDB 2.0 has returned
+    # ORDER BY results out of order through the DB-API Arrow path (docs/ARCHITECTURE.md, "Query engine")
+    return table.sort_by("movie_id"), has_tmdb
 
 
 def semantic_arrays(table_movie_ids: np.ndarray, movie_ids: np.ndarray | None, vectors: np.ndarray | None,

@@ -343,7 +343,7 @@ def check_shard(con, shard_path: Path, *, ratings: Path, test: Path, shard: int,
     from movielens_assets.core.data.duck import sql_str
     from movielens_assets.core.ranking.shards import shard_sql
 
-    s = f"read_parquet({sql_str(Path(shard_path) / '*.parquet')})"
+    s = f"read_parquet({sql_str(Path(shard_path) / '*.parquet')}, hive_partitioning = false)"
     r, t = f"read_parquet({sql_str(ratings)})", f"read_parquet({sql_str(test)})"
     bad_groups, groups = con.execute(
         f"""SELECT count(*) FILTER (WHERE n <> {int(negatives) + 1} OR p <> 1), count(*)

@@ -95,6 +95,19 @@ class SequenceStore:
                                                                                           *_ROW_ARRAYS)})
 
 
+def _check_order(indptr: np.ndarray, ts: np.ndarray, movie_id: np.ndarray) -> None:
+    """Every user's rows by (time, movie), strictly: the store is only correct in that order, so it is verified
+    (O(rows)) rather than trusted to the engine's ORDER BY."""
+    if ts.size < 2:
+        return
+    same_user = np.ones(ts.size - 1, dtype=bool)
+    same_user[indptr[1:-1][(indptr[1:-1] > 0) & (indptr[1:-1] < ts.size)] - 1] = False
+    later = (ts[1:] > ts[:-1]) | ((ts[1:] == ts[:-1]) & (movie_id[1:] > movie_id[:-1]))
+    bad = np.flatnonzero(same_user & ~later)
+    if bad.size:
+        raise RuntimeError(f"sequence store: rows {bad[0]} and {bad[0] + 1} are out of (user, time, movie) order")
+
+
 def build_sequence_store(con: duckdb.DuckDBPyConnection, fit: Path, window: Path, test: Path) -> SequenceStore:
     """The store of one protocol from its window stage's train file (`fit`), window rows (`window`) and test
     rows (`test`, only for each user's test start). Sorted and gathered by DuckDB; the arrays are filled a
@@ -129,5 +142,6 @@ def build_sequence_store(con: duckdb.DuckDBPyConnection, fit: Path, window: Path
         done += k
     if done != n:  # pragma: no cover - the two queries read the same files
         raise RuntimeError(f"sequence store: {done} rows read, {n} expected")
+    _check_order(indptr, arrays["ts"], arrays["movie_id"])
     return SequenceStore(user_ids, indptr, arrays["movie_id"], arrays["rating"], arrays["ts"], arrays["in_window"],
                          np.asarray(users["window_start"], dtype=np.int64), test_start)

@@ -56,3 +56,14 @@ def test_save_load_round_trip_and_missing_store(tiny, tmp_path):
         assert np.array_equal(getattr(loaded, name), getattr(tiny.store, name)), name
     with pytest.raises(FileNotFoundError, match="materialize `user_sequences`"):
         SequenceStore.load(tmp_path / "nothing")
+
+
+def test_rows_out_of_order_are_refused():
+    from movielens_assets.core.ranking.sequences import _check_order
+
+    indptr = np.array([0, 3, 5])
+    _check_order(indptr, np.array([1, 2, 2, 0, 9]), np.array([5, 1, 3, 7, 1]))  # user 2 starts earlier: fine
+    with pytest.raises(RuntimeError, match="rows 1 and 2"):
+        _check_order(indptr, np.array([1, 2, 2, 0, 9]), np.array([5, 3, 1, 7, 1]))  # tie not by movie
+    with pytest.raises(RuntimeError, match="rows 3 and 4"):
+        _check_order(indptr, np.array([1, 2, 2, 9, 0]), np.array([5, 1, 3, 7, 1]))
