@@ -2,10 +2,18 @@
 
 `generate_movielens(spec, out_dir, seed)` writes `ratings.csv`, `movies.csv`, `tags.csv`, `links.csv`
 (+ `tmdb/movie_details.jsonl.gz`, see `synthetic_tmdb`) and `_SYNTHETIC.json`, atomically. Same spec +
-seed + generator version -> byte-identical files.
+seed + generator version -> byte-identical files. The files of every seed changed with 3.0.0: ratings.csv,
+tags.csv and the TMDb payloads (vote counts and averages); movies.csv and links.csv stayed those of 2.0
+(the catalogue's random stream is unchanged; see docs/SYNTHETIC.md).
 
 The generative model (vectorised with numpy, streamed in chunks of ~1M ratings, bounded memory):
 
+- Collection period (`span_days`, `first_ts`). Real releases of a small size were collected over a short
+  period (ML-100K: 7 months, 1997-09 .. 1998-04; ML-1M: mostly one year, 2000), the large ones cover all of
+  MovieLens' history. So does the generator: log-log interpolation between 215 days at 100k ratings, 365
+  days at 1M and ML-32M's 1995-01-09 .. 2023-10-12 (10,504 days) from 10M on: synthetic-tiny 215 days,
+  synthetic-small 277, synthetic-1m 365, synthetic-10m/25m/32m the whole period. Every period ends on
+  2023-10-12 (half stars exist, the catalogue's titles run to 2023, movies.csv does not depend on it).
 - Catalogue. Every movie has a latent genre profile (1-4 of 18 taste genres with weights; its listed
   MovieLens genres are that support, alphabetically, + IMAX for some recent blockbusters, or
   `(no genres listed)` for ~3%), a taste cluster (a sub-style nested in its primary genre: 0.3 sqrt(M)
@@ -13,43 +21,84 @@ The generative model (vectorised with numpy, streamed in chunks of ~1M ratings, 
   synthetic-1m, ~90 at ML-32M's size; sequels share their starter's) and the cluster's niche (its rank in the
   genre modulo 1 niche per genre below 3,000 movies, 2 for synthetic-small, 8 from 12,000: the TMDb
   keywords and people follow it), a release date (the title's year), a popularity weight
-  `exp(-r / h) + 0.00015 (r + 0.02) ** -1.5` of its relative rank r, h = 0.022 (87,585 / M) ** 0.4
-  (exponential head, wider for smaller catalogues: 0.076 for synthetic-small; at ML-32M's size the top 10%
+  `exp(-r / h) + 0.00015 (r + 0.02) ** -1.5` of its relative rank r, h = 0.022 (87,585 / M) ** 0.45
+  (exponential head, wider for smaller catalogues: 0.088 for synthetic-small; at ML-32M's size the top 10%
   hold ~97% of the weight but no single movie saturates; power-law long tail) with log-normal noise, a
   quality that raises its ratings (popular movies are better on average), a country / original
   language, and sometimes a franchise (collection, sequels). movieIds follow the order in which movies
   became available, with growing gaps (ML-like, max id ~ 2.7x the count).
+- Popularity rises and fades (`LIFECYCLES`, `age_profiles`). A movie's draw weight at a date is its
+  popularity x an age factor `level + amplitude x h(age)` taken in the band of its age then (`AGE_EDGES`:
+  0-7 days, 1-3 weeks, 3-6 weeks, 1.5-3 months, 3-6 months, 6-12 months, 1-2 years, older). Lifecycles, more
+  often blockbusters among popular movies: blockbusters (amplitude ~8 at release, decay ~45 days, then
+  below their long-run level), regular movies (~3, ~4 months), slow-burners (rise over ~3 months, fade over
+  ~1 year) and evergreens (flat, higher level); per-movie log-normal noise on each parameter.
 - Users. Activity follows ML-32M: `20 + LogNormal(median 53, sigma 1.389)` (median 73, mean 159,
   min 20), rescaled to hit `n_ratings` exactly and capped at half the catalogue. Each user has an early
   and a late taste over genres (Dirichlet around the population mix) and drifts linearly from one to the
   other along their sequence; a few favourite clusters (3 + activity / 40 slots, at most 16, with
-  concentrated Gamma weights; each drawn by genre taste x the cluster's share of its genre's popularity)
-  whose late version replaces a share of them (the drift) by clusters of the late taste; a loyalty (the
-  share of taste draws in favourite clusters, ~95%); a "mainstream" share of draws that follows the
-  population mix (larger, and tastes flatter, for heavy raters); a rating bias; a start date in 1995-2023
-  (density growing over time); sessions (ratings seconds apart, then gaps of days to months); whether they
-  use half stars (only possible from 2003-02-18, as in ML).
-- Ratings. A user's timeline is cut into runs (~15 consecutive ratings, also cut at session gaps) that
-  each stay in one favourite cluster (early or late slot by drift position). For each position: loyal
-  draws take a movie of the run's cluster, mainstream draws a genre of the population mix, the others a
-  genre of the user's (early/late) taste; the movie is drawn by popularity among the segment's movies
-  already released at that time (8% of draws restricted to the releases of the last 3 years): one
-  searchsorted on cumulative weights. In the second half of their sequence users go deeper (a 1.7x wider
-  popularity head). Duplicates are redrawn in rounds (`ROUNDS`: the run's cluster, deeper, another
-  favourite cluster, the user's genres, the population mix, flat), collisions being resolved at random
-  positions; a per-hole fallback serves the rare heavy users who exhausted what was released. Rating
-  score = user bias + movie quality + taste affinity (genres, favourite clusters) + noise, cut at
-  quantiles (calibrated on the first chunk) that reproduce ML's distribution (mode 4.0, mean ~3.54);
-  whole stars only when the user or the date does not allow half stars.
+  Gamma(1) weights; each drawn by genre taste x the cluster's share of its genre's popularity) whose late
+  version replaces a share of them (the drift) by clusters of the late taste; a loyalty (the share of taste
+  draws in favourite clusters, Beta(3, 3): ~50%); a "mainstream" share of draws that follows the
+  population mix (~6%; larger, and tastes flatter, for heavy raters); a rating bias; an arrival date in
+  the collection period (density growing over time); sessions; whether they use half stars (only possible
+  from 2003-02-18, as in ML).
+- Sessions (`_timeline`). A user would rate in 1 + Poisson((activity / 25) ** 0.8) sessions, the first at
+  arrival, the next ones after log-normal gaps (per-user median ~20 days, spread 1.2); sessions that would
+  start after the end of the data are censored and their ratings go to the others: a Beta(2, 1.5) share
+  (~57%) to the first session, the rest split at random. Within a session ratings come in pages: a
+  rating shares its predecessor's timestamp with a per-user probability (Beta(1.5, 3), ~1/3), else follows
+  it after ~15 s (log-normal). Rows are ordered by user, time, then movieId (the order of the splits).
+  synthetic-small: 31% of the ratings have the same timestamp as the user's previous one, 94% of the gaps
+  are <= 60 s, 67% of the ratings are on the user's first day, a third of the users rate in one session.
+- Ratings. A user's timeline is cut into runs (~15 consecutive ratings, also cut at sessions) that each
+  stay in one favourite cluster (early or late slot by drift position). For each position: loyal draws
+  take a movie of the run's cluster, mainstream draws a genre of the population mix, the others a genre of
+  the user's (early/late) taste; the movie is drawn among the segment's movies already released at that
+  date by popularity x age factor (a band by its mass, then one searchsorted on cumulative weights; the
+  band bounds come from a per-day table, `_Index`). Returning users rate what they have just watched: a
+  quarter of the draws in sessions after the first are among the releases of the last 180 days
+  (`P_FRESH`). In the second half of their sequence users go deeper (a 1.7x wider popularity head).
+  Duplicates are redrawn in rounds (`ROUNDS`: the run's cluster, deeper, another favourite cluster, the
+  user's genres, the population mix, flat), collisions being resolved at random positions; a per-hole
+  fallback serves the rare heavy users who exhausted what was released. Rating score = user bias + movie
+  quality + taste affinity (genres, favourite clusters) + noise (sd 0.8), cut at quantiles (calibrated on
+  the first chunk) that reproduce ML's distribution (mode 4.0, mean ~3.54); whole stars only when the user
+  or the date does not allow half stars.
 - Tags. ~7% of users tag (heavier users more often); they tag a subset of the movies they rated, a few
   minutes (sometimes days) after rating, with the movie's keywords, descriptors of its genres or general
   ML-style tags (~6% tags per rating, as in ML-32M).
 
-Collaborative structure: strong popularity AND strong co-occurrence, as in MovieLens. With each user's
-last 3 ratings as the test set (full-catalogue ranking without the user's other items, Recall@20 over all
-users; ML-1M: popularity 0.05, ItemCF 0.19), item-item cosine co-occurrence beats popularity ~3.7x on
-synthetic-small (0.35 vs 0.096) and ~4.8x on synthetic-1m (0.31 vs 0.064); scored from the last 10 train
-items only it does better still (0.38 on synthetic-small): runs give sequences a local structure.
+Why 3.0 (measured with `benchmarks/synthetic_realism.py`: the pipeline's channels, protocol last_n = each
+user's last 3 ratings are test, Recall@20 / NDCG@20 over all users, seed 42; real MovieLens-100K beside):
+
+| | popularity | popularity_recent (90 days) | ItemCF | two-tower |
+|---|---|---|---|---|
+| ML-100K (real) | 0.098 / 0.055 | 0.105 / - | 0.235 / 0.141 | 0.291 / 0.171 |
+| synthetic-small 2.0 | 0.096 / 0.058 | 0.009 / 0.005 | 0.446 / 0.311 | 0.489 / 0.351 |
+| synthetic-small 3.0 | 0.098 / 0.061 | 0.113 / 0.073 | 0.253 / 0.162 | 0.277 / 0.184 |
+| synthetic-1m 2.0 | 0.064 / 0.036 | 0.008 / 0.004 | 0.405 / 0.278 | 0.469 / 0.328 |
+| synthetic-1m 3.0 | 0.075 / 0.047 | 0.085 / 0.051 | 0.211 / 0.134 | 0.246 / 0.164 |
+
+Generator 2.0 was about twice as easy as real data for collaborative models (~95% loyalty to a few taste
+clusters) and had no time dynamics that ranking depends on: popularity was static, and each user's ratings,
+so their last_n holdout, sat anywhere in 1995-2023, so that the 90 days before the last training timestamp
+were "recent" for almost nobody (popularity_recent 10x worse than all-time popularity). 3.0 makes tastes
+noisier (loyalty ~50%, flatter favourite weights, more mainstream draws, a wider head for small
+catalogues) and adds time: a collection period per size (small datasets, like the real releases of their
+size, were gathered within months, so "recent" is recent for everyone), popularity that rises and fades
+with a movie's age, sessions with censoring at the end of the data, and returning users rating new
+releases. Measured while building it (synthetic-small, seed 42): the collection period with rising and
+fading popularity alone brings popularity_recent to ~1.0x popularity (0.94-1.05 over the variants tried:
+the 90-day window holds half the training ratings of a 277-day period, and holdout dates are barely later
+than training dates); returning users rating new releases (`P_FRESH`: their last sessions, hence their
+holdouts, lean to what is new at that date) bring it to 1.1-1.2x. Left out: concentrating the users'
+activity at the end of the data (an artificial surge at the cut that favours any recency method) and
+tuning the channels (the data must fail where real data fails). With seeds 1-3, the popularity_recent /
+popularity ratio is 1.07-1.11 on synthetic-small (1.15 for seed 42) and 1.18-1.19 on synthetic-1m (1.14),
+ItemCF / popularity 2.1-2.4 and 2.5-2.9. global_time (80/10/10 time cut) evaluates 158 users of
+synthetic-small (2.0: 45) and 531 of synthetic-1m (2.0: 141). On synthetic-tiny (120 users rating 21% of an
+800-movie catalogue) ItemCF is only 1.0-1.4x popularity (seeds 1-5; 1.12 for 42): too few users for co-occurrence.
 
 Size presets (`parse_synthetic_name`): see `PRESETS`. Generic `synthetic-<N>k|m`: N thousand/million
 ratings, users = round(N / 159.25) (ML-32M's ratings per user), movies = round(87,585 * (N / 32,000,204)
@@ -57,15 +106,18 @@ ratings, users = round(N / 159.25) (ML-32M's ratings per user), movies = round(8
 
 Structural limit: a user rates a movie at most once, so the top-10% share of ratings cannot exceed the
 share that fits in the top 10% of movies given the activity law (`top10_share_bound` in the stats:
-~0.78 for synthetic-small, ~0.91 for synthetic-1m, ~1.0 at ML-32M's catalogue size). With ML-32M's
-catalogue the realised top-10% share is ~0.91-0.92 (ML-like); smaller presets are less concentrated
-(synthetic-small ~0.49, synthetic-1m ~0.64), their popularity head being wider as well.
+~0.78 for synthetic-small, ~0.91 for synthetic-1m, ~1.0 at ML-32M's catalogue size). synthetic-32m's
+top-10% share is 0.916 (ML-32M: ~0.91); smaller presets are less concentrated (synthetic-small 0.48,
+synthetic-1m 0.63), their popularity head being wider as well. synthetic-32m generates in ~85-95 s
+(83 s of CPU) with a 530 MB peak on a shared 2-core machine (2.0: 73 s, 480 MB): the age-banded draws cost
+~10 more seconds of CPU, their per-block temporaries ~50 MB.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import operator
@@ -98,7 +150,7 @@ from movielens_assets.core.data.synthetic_tmdb import (
     write_tmdb_payloads,
 )
 
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "3.0.0"
 MARKER = "_SYNTHETIC.json"
 FILES = ("ratings.csv", "movies.csv", "tags.csv", "links.csv")
 
@@ -115,7 +167,7 @@ END_TS = 1_697_068_800 + 86_399  # 2023-10-12 (last ML-32M day)
 HALF_STARS_TS = 1_045_526_400  # 2003-02-18: MovieLens introduced half stars
 DAY = 86_400
 
-_SEQ_CATALOGUE, _SEQ_USERS, _SEQ_CHUNK, _SEQ_TAGS = 11, 21, 31, 41
+_SEQ_CATALOGUE, _SEQ_USERS, _SEQ_CHUNK, _SEQ_TAGS, _SEQ_DYNAMICS = 11, 21, 31, 41, 51
 
 # --------------------------------------------------------------------------------------------------
 # Spec and names
@@ -192,6 +244,27 @@ def _activity_cap(spec: SyntheticSpec) -> int:
     return max(MIN_ACTIVITY, min(35_000, spec.n_movies // 2))
 
 
+#: (ratings, collection period in days) of the real releases: ML-100K gathered its 100,000 ratings in 7 months
+#: (1997-09-20 .. 1998-04-22), ML-1M most of its 1M within one year (2000); ML-10M and larger releases cover
+#: MovieLens' whole history (here 1995-01-09 .. 2023-10-12, ML-32M's).
+_SPAN_ANCHORS = ((100_000, 215.0), (1_000_000, 365.0), (10_000_000, (END_TS + 1 - START_TS) / DAY))
+
+
+def span_days(n_ratings: int) -> int:
+    """Length in days of the collection period of a dataset of `n_ratings`: log-log interpolation between
+    `_SPAN_ANCHORS`, clamped (215 days for synthetic-tiny, 277 for synthetic-small, 365 for synthetic-1m,
+    ~3.8 years for synthetic-2.5m, ML-32M's 10,504 days from synthetic-10m on)."""
+    x = np.log([a for a, _ in _SPAN_ANCHORS])
+    y = np.log([d for _, d in _SPAN_ANCHORS])
+    return round(float(np.exp(np.interp(math.log(max(n_ratings, 1)), x, y))))
+
+
+def first_ts(spec: SyntheticSpec) -> int:
+    """Earliest rating timestamp of the dataset: the collection period always ends on ML-32M's last day
+    (2023-10-12: half stars exist, the catalogue's titles run to 2023), and starts `span_days` before."""
+    return max(START_TS, END_TS + 1 - span_days(spec.n_ratings) * DAY)
+
+
 def _ss(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, *key]))
 
@@ -220,7 +293,7 @@ MAX_NICHES, MOVIES_PER_NICHE_UNIT = 8, 1_500
 
 
 POP_HEAD, POP_TAIL, POP_TAIL_EXP = 0.022, 0.00015, 1.5
-POP_HEAD_SIZE_EXP = 0.4  # the head (relative) widens for smaller catalogues: 0.022 (87,585 / movies) ** this
+POP_HEAD_SIZE_EXP = 0.45  # the head (relative) widens for smaller catalogues: 0.022 (87,585 / movies) ** this
 QUALITY_POP = 2.0  # popular movies are better on average
 
 
@@ -243,7 +316,8 @@ def niches_for(n_movies: int) -> int:
 
 def pop_head(n_movies: int) -> float:
     """Relative width of the exponential head of the popularity law: POP_HEAD at ML-32M's catalogue size,
-    wider for smaller catalogues (0.075 for synthetic-small, 0.056 for synthetic-1m)."""
+    wider for smaller catalogues (0.088 for synthetic-small, 0.062 for synthetic-1m; generator 2.0's exponent
+    0.4 gave 0.076 and 0.056: popularity too predictive once tastes became noisier in 3.0)."""
     return POP_HEAD * (ML32M_MOVIES / n_movies) ** POP_HEAD_SIZE_EXP
 
 
@@ -252,6 +326,56 @@ def popularity_law(r: np.ndarray, head: float = POP_HEAD) -> np.ndarray:
     top 10% of movies hold ~97% of the weight, the top 1% ~36%, so that no single movie saturates) plus a
     power-law long tail."""
     return np.exp(-r / head) + POP_TAIL * (r + 0.02) ** -POP_TAIL_EXP
+
+
+#: Age bands (days since release; the last one is open) of the popularity dynamics: a movie's draw weight at a
+#: rating date is its popularity x its age factor in the band its age falls in (see `age_profiles`).
+AGE_EDGES: tuple[int, ...] = (0, 7, 21, 45, 90, 180, 365, 730)
+FRESH_DAYS = 180  # returning users' "just watched" draws (P_FRESH) are among the releases of these last days
+FRESH_BANDS = AGE_EDGES.index(FRESH_DAYS)
+_OPEN_BAND_AGES = (730.0, 2190.0)  # ages averaged over for the open last band
+_AGE_POINTS = 12  # ages averaged over per band
+
+#: Lifecycles: (name, share among the least / the most popular movies (linear in between), burst amplitude,
+#: decay (days), rise (days, 0 = at once), long-run level), medians of per-movie log-normal draws. A movie's age
+#: factor is `level + amplitude x h(age)`, h(age) = exp(-age / decay) (x (1 - exp(-(age + 1) / rise)) / its
+#: peak for slow-burners): blockbusters peak at release and fade within months to below their long-run
+#: popularity, slow-burners rise over months and fade over years, evergreens barely change.
+LIFECYCLES: tuple[tuple[str, float, float, float, float, float, float], ...] = (
+    ("blockbuster", 0.05, 0.45, 8.0, 45.0, 0.0, 0.7),
+    ("regular", 0.50, 0.25, 3.0, 120.0, 0.0, 1.0),
+    ("slow-burner", 0.25, 0.10, 2.0, 400.0, 90.0, 1.0),
+    ("evergreen", 0.20, 0.20, 0.3, 365.0, 0.0, 1.4),
+)
+
+
+def age_profiles(pop_level: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lifecycle index (M,), age factor (M, len(AGE_EDGES)): the mean of `level + amplitude x h(age)` over
+    each age band) of every movie, from its popularity level (1 = most popular)."""
+    rng = _ss(seed, _SEQ_DYNAMICS)
+    m = pop_level.size
+    lo = np.array([c[1] for c in LIFECYCLES])
+    hi = np.array([c[2] for c in LIFECYCLES])
+    p = lo[None, :] + (hi - lo)[None, :] * pop_level[:, None]
+    kind = _categorical_rows(p, np.arange(m), rng)
+    med = np.array([c[3:] for c in LIFECYCLES])[kind]  # (M, 4): amplitude, decay, rise, level
+    amp = med[:, 0] * np.exp(rng.normal(0.0, 0.5, m))
+    decay = med[:, 1] * np.exp(rng.normal(0.0, 0.4, m))
+    rise = med[:, 2] * np.exp(rng.normal(0.0, 0.4, m))
+    level = med[:, 3] * np.exp(rng.normal(0.0, 0.25, m))
+    ages = [np.linspace(a, b, _AGE_POINTS, endpoint=False) for a, b in itertools.pairwise(AGE_EDGES)]
+    ages.append(np.linspace(*_OPEN_BAND_AGES, _AGE_POINTS))
+
+    def shape(age: np.ndarray) -> np.ndarray:
+        h = np.exp(-age[None, :] / decay[:, None])
+        slow = rise > 0
+        h[slow] *= 1.0 - np.exp(-(age[None, :] + 1.0) / rise[slow, None])
+        return h
+
+    hs = [shape(a) for a in ages]
+    h = np.stack([x.mean(axis=1) for x in hs], axis=1)
+    peak = np.max([x.max(axis=1) for x in hs], axis=0)
+    return kind, level[:, None] + amp[:, None] * h / peak[:, None]
 
 
 @dataclass
@@ -282,6 +406,8 @@ class Catalogue:
     collection_tmdb_id: np.ndarray
     imdb_id: np.ndarray
     tmdb_id: np.ndarray  # -1 = missing
+    lifecycle: np.ndarray  # index into LIFECYCLES
+    age_factor: np.ndarray  # (M, len(AGE_EDGES)) draw-weight multiplier per age band (see age_profiles)
 
 
 def build_catalogue(spec: SyntheticSpec, seed: int) -> Catalogue:
@@ -461,6 +587,9 @@ def build_catalogue(spec: SyntheticSpec, seed: int) -> Catalogue:
     tmdb_id = np.where(missing, -1, tmdb_id)
     coll_tmdb = _sorted_unique(rng, n_coll, 1_000, 1_300_000)[rng.permutation(n_coll)]
 
+    # popularity dynamics (own random stream: the rest of the catalogue is that of generator 2.0)
+    lifecycle, age_factor = age_profiles(pop_level, seed)
+
     # reorder everything by movieId
     o = np.argsort(movie_id, kind="stable")
 
@@ -495,6 +624,8 @@ def build_catalogue(spec: SyntheticSpec, seed: int) -> Catalogue:
         collection_tmdb_id=coll_tmdb,
         imdb_id=take(imdb_id),
         tmdb_id=take(tmdb_id),
+        lifecycle=lifecycle[o],
+        age_factor=age_factor[o],
     )
 
 
@@ -574,9 +705,13 @@ class Users:
     drift: np.ndarray  # share of the taste that changes from the early to the late part of the sequence
     bias: np.ndarray
     half: np.ndarray  # uses half stars when available
-    sess_len: np.ndarray
-    gap_days: np.ndarray
+    sessions: np.ndarray  # sessions the user would have without the end of the data (>= 1)
+    first_share: np.ndarray  # share of the user's ratings in their first session
+    gap_days: np.ndarray  # median gap between sessions
+    tie_p: np.ndarray  # probability that a rating has the same timestamp as the previous one (same page)
+    pace_s: np.ndarray  # median seconds between two pages of ratings in a session
     tag_events: np.ndarray  # number of (movie) tagging events, 0 for non-taggers
+    first_ts: int  # start of the collection period (see first_ts)
 
 
 def _activity(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
@@ -622,9 +757,10 @@ def build_users(spec: SyntheticSpec, seed: int, pi: np.ndarray) -> Users:
     rng = _ss(seed, _SEQ_USERS)
     n = spec.n_users
     act = _activity(spec, rng)
-    # start dates spread over 1995-2023, density growing over time
+    # arrivals spread over the collection period, density growing over time
     u = np.where(rng.random(n) < 0.75, rng.beta(1.6, 1.0, n), rng.random(n))
-    start = START_TS + (u * (END_TS - START_TS - 30 * DAY)).astype(np.int64)
+    t0 = first_ts(spec)
+    start = t0 + (u * (END_TS - t0 - DAY)).astype(np.int64)
     # heavy raters are broader: flatter tastes and more "mainstream" draws
     breadth = np.clip((act / 120.0) ** BREADTH_EXP, 1.0, 6.0)
     alpha = np.maximum(TASTE_CONC * breadth[:, None] * pi[None, :], 1e-3)
@@ -634,8 +770,12 @@ def build_users(spec: SyntheticSpec, seed: int, pi: np.ndarray) -> Users:
     mainstream = 1.0 - (1.0 - rng.beta(*MAINSTREAM_BETA, n)) / breadth
     bias = rng.normal(0.0, USER_BIAS_SD, n)
     half = rng.random(n) < 0.7
-    sess_len = np.clip(np.exp(rng.normal(math.log(30), 0.8, n)), 5, 500)
-    gap_days = np.clip(np.exp(rng.normal(math.log(20), 1.3, n)), 0.3, 1500)
+    # sessions: a long first one (a share of the ratings), the others after gaps of days to years
+    sessions = 1 + rng.poisson((act / SESSION_RATINGS) ** SESSION_EXP)
+    first_share = rng.beta(*FIRST_SHARE_BETA, n)
+    gap_days = np.exp(rng.normal(math.log(GAP_DAYS), GAP_SIGMA, n))
+    tie_p = rng.beta(*TIE_BETA, n)
+    pace_s = np.exp(rng.normal(math.log(PACE_S), 0.5, n))
     # taggers: ~7% of users, heavier users more often; events heavy-tailed; ~6% tags per rating overall
     # (ML-32M: 2.0M tags for 32M ratings), after removing duplicate (user, movie, tag) rows
     p_tag = np.clip(0.055 * (act / 73.0) ** 0.5, 0, 0.6)
@@ -645,7 +785,7 @@ def build_users(spec: SyntheticSpec, seed: int, pi: np.ndarray) -> Users:
     events = np.floor(wt / max(wt.sum(), 1e-12) * target_events + rng.random(n)).astype(np.int64)
     events = np.where(tagger, np.clip(events, 1, act), 0)
     return Users(act, start, tau0.astype(np.float32), tau1.astype(np.float32), mainstream, breadth, drift[:, 0],
-                 bias, half, sess_len, gap_days, events)
+                 bias, half, sessions, first_share, gap_days, tie_p, pace_s, events, t0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -656,18 +796,24 @@ USER_BIAS_SD = 0.45
 TAGS_PER_RATING = 0.085  # tagging events x tags per event, before deduplication
 TASTE_CONC = 0.35  # Dirichlet concentration of genre tastes around the population mix
 DRIFT_MIN, DRIFT_MAX = 0.2, 0.6
-MAINSTREAM_BETA = (1.0, 60.0)
+MAINSTREAM_BETA = (1.0, 15.0)
 BREADTH_EXP = 0.2
 # favourite taste clusters: FAV_MIN + activity / FAV_PER_RATINGS slots (at most FAV_SLOTS) with Gamma(FAV_ALPHA x
 # breadth) weights (small = concentrated on a few), chosen by genre taste x the cluster's share of its genre's
 # popularity mass
-FAV_SLOTS, FAV_MIN, FAV_PER_RATINGS, FAV_ALPHA = 16, 3, 40.0, 0.7
-LOYALTY_BETA = (38.0, 2.0)  # share of the taste draws that go to a favourite cluster (else the user's genres)
+FAV_SLOTS, FAV_MIN, FAV_PER_RATINGS, FAV_ALPHA = 16, 3, 40.0, 1.0
+LOYALTY_BETA = (3.0, 3.0)  # share of the taste draws that go to a favourite cluster (else the user's genres)
 RUN_MEAN = 15.0  # mean length of a run of consecutive ratings in one cluster (runs also break with sessions)
+# sessions (see _timeline): 1 + Poisson((activity / SESSION_RATINGS) ** SESSION_EXP) potential sessions, a
+# Beta share of the ratings in the first one, log-normal gaps (median GAP_DAYS per user, spread GAP_SIGMA)
+SESSION_RATINGS, SESSION_EXP = 25.0, 0.8
+FIRST_SHARE_BETA = (2.0, 1.5)
+GAP_DAYS, GAP_SIGMA = 20.0, 1.2
+TIE_BETA = (1.5, 3.0)  # per-user probability that a rating shares its predecessor's timestamp
+PACE_S = 15.0  # median seconds between two pages of ratings of a session
+P_FRESH = 0.25  # share of a returning session's draws among the releases of the last FRESH_DAYS
 LATE_S, LATE_DEPTH = 0.5, 1.7  # from this drift position on, cluster draws are at least this deep (see ROUNDS)
 FAV_AFF = 1.5  # rating affinity for the user's favourite clusters
-RECENT_DAYS = 3 * 365
-P_RECENT = 0.08
 # draw rounds (the first draws, then redraws of duplicates), as (source, depth): "run" = the cluster of the
 # current run, "fav" = another favourite cluster (both only for loyal draws, the others draw in the user's
 # genres), "genre" = the user's genres, "main" = the population mix; depth 1 = by popularity, d > 1 = by the
@@ -684,13 +830,19 @@ _DAY0 = 60_000  # day offset so that (pre-1970, negative) release days sort corr
 
 @dataclass
 class _Index:
-    """Movies grouped in segments (taste clusters or genres), sorted by release day within a segment, with
-    cumulative weights at several depths (see ROUNDS): a draw is one searchsorted."""
+    """Movies grouped in segments (taste clusters or genres), sorted by release day within a segment.
+
+    `released[s, d]` is the entry position just past the segment's movies released by day `day0 + d` (for the
+    rating days and the age-band edges before them), so the movies of a segment in an age band at a date are a
+    contiguous range of entries. `cum[depth]` holds, band after band (band-major, B x E entries + 1), the
+    cumulated weights `popularity at that depth x age factor of the band`: one draw picks a band by its mass
+    in the range, then a movie with one searchsorted."""
 
     movie: np.ndarray  # entry -> movie index
-    key: np.ndarray  # segment << 32 | (release_day + _DAY0), sorted
-    cum: dict[float, np.ndarray]  # depth (1 = by popularity, 0 = flat, see ROUNDS) -> (E + 1,) cumulated
     seg: np.ndarray  # (n_segments + 1,) entry offsets
+    day0: int
+    released: np.ndarray  # (n_segments, n_days) int64 entry positions
+    cum: dict[float, np.ndarray]  # depth (1 = by popularity, 0 = flat, see ROUNDS) -> (B * E + 1,) cumulated
 
 
 @dataclass
@@ -709,14 +861,24 @@ def population_mix(cat: Catalogue) -> np.ndarray:
 
 
 def _index(
-    cat: Catalogue, rows: np.ndarray, segment: np.ndarray, w: np.ndarray, n_seg: int, depths: tuple[float, ...]
+    cat: Catalogue, rows: np.ndarray, segment: np.ndarray, w: np.ndarray, n_seg: int, depths: tuple[float, ...],
+    days: tuple[int, int],
 ) -> _Index:
     key = (segment.astype(np.int64) << 32) | (cat.release_day[rows].astype(np.int64) + _DAY0)
     order = np.lexsort((rows, key))
-    rows, segment, w, key = rows[order], segment[order], w[order], key[order]
-    cum = {d: np.concatenate([[0.0], np.cumsum(_depth_weight(cat, d)[rows] * w)]) for d in depths}
-    seg = np.searchsorted(segment, np.arange(n_seg + 1), side="left")
-    return _Index(rows, key, cum, seg)
+    rows, w, key = rows[order], w[order], key[order]
+    day0 = days[0] - AGE_EDGES[-1]
+    grid = np.arange(day0, days[1] + 1, dtype=np.int64) + _DAY0
+    released = np.searchsorted(key, ((np.arange(n_seg, dtype=np.int64) << 32)[:, None] | grid[None, :]).ravel(),
+                               side="right").reshape(n_seg, grid.size)
+    age = cat.age_factor[rows]  # (E, B)
+    cum = {}
+    for d in depths:
+        band_w = (_depth_weight(cat, d)[rows] * w)[None, :] * age.T  # (B, E)
+        cum[d] = np.concatenate([[0.0], np.cumsum(band_w.ravel())])
+        del band_w
+    seg = np.searchsorted(key >> 32, np.arange(n_seg + 1), side="left")
+    return _Index(rows, seg, int(day0), released, cum)
 
 
 def _depth_weight(cat: Catalogue, depth: float) -> np.ndarray:
@@ -735,7 +897,8 @@ def _depths(*sources: str) -> tuple[float, ...]:
     return tuple(sorted({1.0, LATE_DEPTH} | {d for src, d in ROUNDS if src in sources}))
 
 
-def _build_sampler(cat: Catalogue) -> _Sampler:
+def _build_sampler(cat: Catalogue, days: tuple[int, int]) -> _Sampler:
+    """Indexes for draws on the rating days `days` (first, last)."""
     rows, cols = np.nonzero(cat.genre_idx >= 0)
     g = cat.genre_idx[rows, cols].astype(np.int64)
     w = cat.genre_w[rows, cols]
@@ -746,8 +909,8 @@ def _build_sampler(cat: Catalogue) -> _Sampler:
     g_mass = np.bincount(c_genre, weights=mass, minlength=N_GENRES)
     m = len(cat.movie_id)
     return _Sampler(
-        clusters=_index(cat, np.arange(m), cat.cluster, np.ones(m), C, _depths("run", "fav")),
-        genres=_index(cat, rows, g, w, N_GENRES, _depths("genre", "main")),
+        clusters=_index(cat, np.arange(m), cat.cluster, np.ones(m), C, _depths("run", "fav"), days),
+        genres=_index(cat, rows, g, w, N_GENRES, _depths("genre", "main"), days),
         cluster_genre=c_genre,
         cluster_share=mass / np.maximum(g_mass[c_genre], 1e-300),
     )
@@ -763,30 +926,66 @@ def _order(key: np.ndarray) -> np.ndarray:
     return comp & ((1 << bits) - 1)
 
 
+DRAW_BLOCK = 1 << 17  # queries per block in _draw_items (bounds its (queries x bands) temporaries)
+
+
 def _draw_items(
-    ix: _Index, segment: np.ndarray, day: np.ndarray, rng: np.random.Generator, depth: float
+    ix: _Index, segment: np.ndarray, day: np.ndarray, rng: np.random.Generator, depth: float,
+    fresh: np.ndarray | None = None,
 ) -> np.ndarray:
-    """One movie per (segment, day): by popularity at `depth` (see ROUNDS) among the segment's movies released
-    by `day`; P_RECENT of the draws only among those released in the last RECENT_DAYS."""
+    """One movie per (segment, day) among the segment's movies released by `day`, by weight = popularity at
+    `depth` (see ROUNDS) x the age factor of the movie's age band at `day`: an age band is picked by its mass,
+    then a movie within it (one searchsorted). `fresh` queries only draw among the movies released in the
+    last FRESH_DAYS (when the segment has any)."""
     n = segment.size
     g = segment.astype(np.int64)
-    qkey = (g << 32) | (day + _DAY0)
-    o = _order(qkey)  # sorted queries make searchsorted cache-friendly
-    g, qkey, d = g[o], qkey[o], day[o]
-    lo_full = ix.seg[g]
-    seg_end = ix.seg[g + 1]
-    hi = np.searchsorted(ix.key, qkey, side="right")
-    recent = rng.random(n) < P_RECENT
-    lo_recent = np.searchsorted(ix.key, qkey - np.minimum(d, RECENT_DAYS), side="left")
-    lo = np.where(recent & (lo_recent < hi), lo_recent, lo_full)
-    none = hi <= lo  # nothing of this segment released yet: its earliest movies
-    hi = np.where(none, np.minimum(lo_full + 3, seg_end), hi)
-    cum = ix.cum[depth]
-    x = cum[lo] + rng.random(n) * (cum[hi] - cum[lo])
-    pos = np.clip(np.searchsorted(cum, x, side="right") - 1, lo, np.maximum(hi - 1, lo))
+    o = _order((g << 20) | (day - ix.day0))  # sorted queries make the lookups cache-friendly
+    g = g[o]
+    d = np.clip(day[o] - ix.day0, AGE_EDGES[-1], ix.released.shape[1] - 1)
+    fr = None if fresh is None else fresh[o]
+    u_band, u_pos = rng.random(n), rng.random(n)
+    pos = np.empty(n, dtype=np.int64)
+    for a in range(0, n, DRAW_BLOCK):
+        b = min(n, a + DRAW_BLOCK)
+        pos[a:b] = _draw_block(ix, g[a:b], d[a:b], None if fr is None else fr[a:b], depth, u_band[a:b], u_pos[a:b])
+    # nothing of this segment released yet: one of its earliest movies
+    none = pos < 0
+    if none.any():
+        first = ix.seg[g[none]]
+        span = np.minimum(ix.seg[g[none] + 1] - first, 3)
+        pos[none] = first + (rng.random(int(none.sum())) * span).astype(np.int64)
     out = np.empty(n, dtype=np.int64)
     out[o] = ix.movie[np.minimum(pos, ix.movie.size - 1)]
     return out
+
+
+def _draw_block(
+    ix: _Index, g: np.ndarray, d: np.ndarray, fresh: np.ndarray | None, depth: float, u_band: np.ndarray,
+    u_pos: np.ndarray,
+) -> np.ndarray:
+    """Entry positions drawn for segments `g` at table days `d` (-1 where the segment has nothing released)."""
+    n, n_bands, e = g.size, len(AGE_EDGES), ix.movie.size
+    # bounds[:, b] = entries released by day - AGE_EDGES[b]; band b = [bounds[:, b + 1], bounds[:, b])
+    bounds = np.empty((n, n_bands + 1), dtype=np.int64)
+    for b, age in enumerate(AGE_EDGES):
+        bounds[:, b] = ix.released[g, d - age]
+    bounds[:, n_bands] = ix.seg[g]
+    cum = ix.cum[depth]
+    base = np.arange(n_bands, dtype=np.int64) * e
+    c_lo = cum[bounds[:, 1:] + base]
+    mass = cum[bounds[:, :-1] + base] - c_lo
+    if fresh is not None:
+        young = mass[:, :FRESH_BANDS].sum(axis=1)
+        mass[fresh & (young > 0), FRESH_BANDS:] = 0.0
+    acc = np.cumsum(mass, axis=1)
+    total = acc[:, -1]
+    band = np.minimum((acc < (u_band * total)[:, None]).sum(axis=1), n_bands - 1)
+    rows = np.arange(n)
+    lo = bounds[rows, band + 1] + band * e
+    hi = bounds[rows, band] + band * e
+    x = c_lo[rows, band] + u_pos * mass[rows, band]
+    pos = np.clip(np.searchsorted(cum, x, side="right") - 1, lo, np.maximum(hi - 1, lo)) - band * e
+    return np.where(total > 0, pos, -1)
 
 
 def _accept(key: np.ndarray, seen: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -825,7 +1024,7 @@ def _categorical_rows(table: np.ndarray, row: np.ndarray, rng: np.random.Generat
 # ML-32M-like rating distributions (0.5 .. 5.0 and whole stars 1 .. 5)
 _HALF_P = np.array([0.016, 0.031, 0.017, 0.066, 0.053, 0.196, 0.131, 0.266, 0.088, 0.136])
 _WHOLE_P = np.array([0.05, 0.11, 0.27, 0.35, 0.22])
-_Q_SCALE, _BETA_AFF, _NOISE = 0.5, 0.45, 0.6
+_Q_SCALE, _BETA_AFF, _NOISE = 0.5, 0.45, 0.8
 
 
 @dataclass
@@ -838,37 +1037,78 @@ class _Chunk:
     z: np.ndarray  # latent rating score
     half_ok: np.ndarray  # the user uses half stars and they exist at that date
 
+    def sort(self, movie_id: np.ndarray) -> None:
+        """Rows by user, time, then movieId (equal timestamps: the order of the ratings table and the splits)."""
+        # rows come sorted by user and time: only the movies of a page (equal timestamps) need reordering, so a
+        # stable sort of (page, movieId) keys is nearly linear
+        page = np.cumsum(np.r_[True, (self.user[1:] != self.user[:-1]) | (self.ts[1:] != self.ts[:-1])])
+        o = np.argsort(page * (int(movie_id.max()) + 1) + movie_id[self.item], kind="stable")
+        self.user, self.item, self.ts, self.z, self.half_ok = (
+            self.user[o], self.item[o], self.ts[o], self.z[o], self.half_ok[o])
 
+
+
+def _segment_cumsum(x: np.ndarray, first: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Cumulative sums of `x` restarting at each segment (`first[seg]`: the segment's first position)."""
+    c = np.cumsum(x)
+    return c - (c[first] - x[first])[seg]
 
 
 def _timeline(
     users: Users, uid: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per rating position: (local user, timestamp, drift position s in [0, 1], starts a run)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per rating position: (local user, timestamp, drift position s in [0, 1], starts a run, in a returning
+    session (not the user's first)).
+
+    A user's potential sessions start at their arrival, then after gaps of `gap_days` x LogNormal(0, GAP_SIGMA);
+    those that would start after the end of the data are censored (the user stopped being observed), and the
+    ratings go to the others: `first_share` of them to the first session, the rest split at random. Within a
+    session ratings come in pages: a rating shares its predecessor's timestamp with probability `tie_p`, else
+    follows it after `pace_s` x LogNormal(0, 0.8) seconds."""
     n = users.activity[uid]
+    nu = uid.size
+    # ---- sessions (a few per user): censoring at the end of the data
+    k_pot = np.minimum(users.sessions[uid], n)
+    su = np.repeat(np.arange(nu), k_pot)
+    s_first = np.concatenate([[0], np.cumsum(k_pot)[:-1]])
+    k = np.arange(su.size) - s_first[su]
+    gap = np.where(k == 0, 0.0, 3600.0 + rng.lognormal(0.0, GAP_SIGMA, su.size) * users.gap_days[uid][su] * DAY)
+    start = users.start_ts[uid][su] + _segment_cumsum(gap, s_first, su)
+    kept = (k == 0) | (start < END_TS - 3600)
+    su, k, start = su[kept], k[kept], start[kept]
+    n_sess = np.bincount(su, minlength=nu)
+    s_first = np.concatenate([[0], np.cumsum(n_sess)[:-1]])
+    # session sizes: >= 1 each, `first_share` of the rest to the first session, Gamma(2)-shares to the others
+    share = rng.gamma(2.0, 1.0, su.size)
+    later = np.bincount(su, weights=np.where(k > 0, share, 0.0), minlength=nu)
+    fs = np.where(n_sess > 1, users.first_share[uid], 1.0)
+    w = np.where(k == 0, fs[su], (1.0 - fs[su]) * share / np.maximum(later[su], 1e-12))
+    cw = np.minimum(_segment_cumsum(w, s_first, su), 1.0)
+    cw[np.concatenate([s_first[1:], [su.size]]) - 1] = 1.0  # each user's last session closes the cumsum
+    c = np.round(cw * (n - n_sess)[su]).astype(np.int64)
+    size = 1 + c - np.where(k == 0, 0, np.concatenate([[0], c[:-1]]))
+    # ---- ratings: pages within sessions
     total = int(n.sum())
-    local = np.repeat(np.arange(uid.size), n)
-    offs = np.concatenate([[0], np.cumsum(n)])
-    j = np.arange(total) - offs[local]
-    brk = (rng.random(total) < 1.0 / users.sess_len[uid][local]) & (j >= 15)
-    within = 1 + np.floor(rng.exponential(22.0, total)).astype(np.int64)
-    within[j == 0] = 0
-    dgap = np.where(brk, rng.exponential(1.0, total) * users.gap_days[uid][local] * DAY, 0.0)
-    cw = np.cumsum(within)
-    cw -= cw[offs[:-1]][local]
-    cd = np.cumsum(dgap)
-    cd -= cd[offs[:-1]][local]
-    w_tot = cw[offs[1:] - 1]
-    d_tot = cd[offs[1:] - 1]
-    # a timeline that would run past the end of the data starts earlier (compressed only if it cannot fit)
-    t0 = np.maximum(np.minimum(users.start_ts[uid], END_TS - w_tot - d_tot.astype(np.int64) - 3600), START_TS)
-    t0 = np.minimum(t0, END_TS - w_tot - 3600)
-    room = (END_TS - t0 - w_tot).astype(np.float64)
-    f = np.where(d_tot > 0, np.minimum(1.0, room / np.maximum(d_tot, 1.0)), 1.0)
-    ts = t0[local] + cw + np.floor(cd * f[local]).astype(np.int64)
+    sess = np.repeat(np.arange(su.size), size)
+    local = su[sess]
+    r_first = np.concatenate([[0], np.cumsum(size)[:-1]])
+    p = np.arange(total) - r_first[sess]
+    step = np.where(rng.random(total) < users.tie_p[uid][local], 0.0,
+                    users.pace_s[uid][local] * rng.lognormal(0.0, 0.8, total))
+    step[p == 0] = 0.0
+    within = np.floor(_segment_cumsum(step, r_first, sess)).astype(np.int64)
+    # sessions follow each other: a session starts after the previous one's end
+    dur = within[np.concatenate([r_first[1:], [total]]) - 1]
+    push = _segment_cumsum(np.where(k == 0, 0, np.concatenate([[0], dur[:-1]])), s_first, su)
+    ts = start[sess].astype(np.int64) + push[sess] + within
+    # a timeline that runs past the end of the data (a long last session) ends at its last second
+    u_first = np.concatenate([[0], np.cumsum(n)[:-1]])
+    over = np.maximum(ts[u_first + n - 1] - END_TS, 0)
+    ts = np.maximum(ts - over[local], users.first_ts)
+    j = np.arange(total) - u_first[local]
     s = (j / np.maximum(n[local] - 1, 1)).astype(np.float32)
-    run = (j == 0) | brk | (rng.random(total) < 1.0 / RUN_MEAN)
-    return local, ts, s, run
+    run = (p == 0) | (rng.random(total) < 1.0 / RUN_MEAN)
+    return local, ts, s, run, k[sess] > 0
 
 
 def _favourites(
@@ -904,8 +1144,10 @@ def _chunk_ratings(
 ) -> _Chunk:
     """Items, timestamps and ratings of the users `uid` (consecutive), deterministic for `rng`."""
     m = len(cat.movie_id)
-    local, ts, s, run = _timeline(users, uid, rng)
+    local, ts, s, run, returning = _timeline(users, uid, rng)
     total = ts.size
+    # returning users rate what they have just watched: a share of their draws go to recent releases
+    fresh = returning & (rng.random(total) < P_FRESH)
     day = ts // DAY
     nu = uid.size
     fav_early, fav_late, fav_w = _favourites(users, smp, uid, rng)
@@ -926,6 +1168,7 @@ def _chunk_ratings(
             break
         hl = local[holes]
         hd = day[holes]
+        hf = fresh[holes] & (src != "main")
         # mainstream draws (and every draw once the user's tastes are exhausted) follow the population mix
         main = (rng.random(holes.size) < main_p[hl]) | (src == "main")
         # loyal taste draws: the run's cluster or another favourite cluster
@@ -941,13 +1184,15 @@ def _chunk_ratings(
             late_half = s[holes[li]] >= LATE_S
             for part, d in ((~late_half, depth), (late_half, max(depth, LATE_DEPTH))):
                 if part.any():
-                    cand[li[part]] = _draw_items(smp.clusters, cl[part], hd[li[part]], rng, d)
+                    cand[li[part]] = _draw_items(smp.clusters, cl[part], hd[li[part]], rng, d,
+                                                 hf[li[part]])
         gi = np.flatnonzero(~loyal)
         if gi.size:
             late = rng.random(gi.size) < s[holes[gi]]
             row = np.where(main[gi], 0, np.where(late, 1 + nu + hl[gi], 1 + hl[gi]))
             genre = _categorical_rows(gtab, row, rng)
-            cand[gi] = _draw_items(smp.genres, genre, hd[gi], rng, depth if src in ("genre", "main") else 1.0)
+            cand[gi] = _draw_items(smp.genres, genre, hd[gi], rng, depth if src in ("genre", "main") else 1.0,
+                                   hf[gi])
         key = hl.astype(np.int64) * m + cand
         ok = _accept(key, seen, rng)
         item[holes[ok]] = cand[ok]
@@ -1212,7 +1457,7 @@ def generate_movielens(
     say(f"generating {spec.name}: {spec.n_ratings:,} ratings, {spec.n_users:,} users, {spec.n_movies:,} movies "
         f"(seed {seed}) into {out_dir}")
     cat = build_catalogue(spec, seed)
-    smp = _build_sampler(cat)
+    smp = _build_sampler(cat, (first_ts(spec) // DAY, END_TS // DAY))
     pi = population_mix(cat)
     users = build_users(spec, seed, pi)
     kw_ptr, kw_idx = movie_keywords(cat, seed)
@@ -1222,7 +1467,7 @@ def generate_movielens(
     sums = np.zeros(m, dtype=np.float64)
     hist = np.zeros(10, dtype=np.int64)
     n_tags = 0
-    n_early = 0
+    n_early = n_ties = n_new = 0
     fallback = 0
     ts_min, ts_max = END_TS, START_TS
     with atomic_path(out_dir) as tmp:
@@ -1238,6 +1483,7 @@ def generate_movielens(
             for ci, (a, b) in enumerate(bounds):
                 rng = _ss(seed, _SEQ_CHUNK, ci)
                 ch = _chunk_ratings(cat, users, smp, pi, np.arange(a, b), rng)
+                ch.sort(cat.movie_id)
                 if scale is None:
                     scale = _Scale.calibrate(ch.z)
                 ch.code = scale.codes(ch.z, ch.half_ok)
@@ -1246,7 +1492,10 @@ def generate_movielens(
                 counts += np.bincount(ch.item, minlength=m)
                 sums += np.bincount(ch.item, weights=(ch.code.astype(np.float64) + 1) / 2, minlength=m)
                 hist += np.bincount(ch.code, minlength=10)
-                n_early += int((ch.ts // DAY < cat.release_day[ch.item]).sum())
+                age = ch.ts // DAY - cat.release_day[ch.item]
+                n_early += int((age < 0).sum())
+                n_new += int((age < 90).sum())
+                n_ties += int(((ch.user[1:] == ch.user[:-1]) & (ch.ts[1:] == ch.ts[:-1])).sum())
                 ts_min, ts_max = min(ts_min, int(ch.ts.min())), max(ts_max, int(ch.ts.max()))
                 tu, tm, tt, tts = _chunk_tags(ch, users, cat, kw_ptr, kw_idx, tagvoc, _ss(seed, _SEQ_TAGS, ci))
                 texts = tagvoc.texts
@@ -1292,6 +1541,9 @@ def generate_movielens(
             "first_timestamp": ts_min,
             "last_timestamp": ts_max,
             "ratings_before_release": int(n_early),
+            "span_days": span_days(spec.n_ratings),
+            "tie_share": round(n_ties / max(done, 1), 4),
+            "new_release_share": round(n_new / max(done, 1), 4),
             "fallback_draws": int(fallback),
             "seconds": round(time.perf_counter() - t_start, 2),
         }
