@@ -20,6 +20,7 @@ from movielens_assets.assets import ingest, recall
 from movielens_assets.assets._metadata import markdown_table
 from movielens_assets.core.ranking.samples import SamplingConfig
 from movielens_assets.resources import DataLake, MovieLensSource
+from movielens_assets.resources.device import TorchDevice
 from movielens_assets.resources.tmdb import TMDbResource
 
 GROUP = "ranking"
@@ -319,10 +320,10 @@ def _build_shard(context: dg.AssetExecutionContext, lake: DataLake, movielens: M
         candidates = CandidateLists.from_table(con.sql(
             f"SELECT * FROM read_parquet({sql_str(window_merged)}) WHERE {in_shard}").to_arrow_table(), channels)
         rated = con.execute(f"SELECT (user_id::BIGINT << 32) | movie_id::BIGINT AS k FROM "
-                            f"read_parquet({sql_str(lake.processed('ratings'))}) WHERE {in_shard} ORDER BY k"
-                            ).fetchnumpy()["k"]
+                            f"read_parquet({sql_str(lake.processed('ratings'))}) WHERE {in_shard}").fetchnumpy()["k"]
+    # sorted here: the negatives' "never rated" rule binary-searches it (see ARCHITECTURE.md, "Query engine")
     return write_shard(shard_dir(lake, protocol, key), store=store, engine=engine, circulation=circulation,
-                       interacted=np.asarray(rated, dtype=np.int64), candidates=candidates,
+                       interacted=np.sort(np.asarray(rated, dtype=np.int64)), candidates=candidates,
                        catalogue=engine.items.movie_ids, shard=shard, n_shards=n_shards, config=sampling,
                        metadata={"movielens.dataset": movielens.dataset, "movielens.protocol": protocol},
                        progress=context.log.info)
@@ -390,4 +391,257 @@ def ranking_eda(context: dg.AssetExecutionContext, config: RankingEdaConfig, lak
             metadata[f"auc_watch/{s.name}"] = round(s.auc_watch, 4)
     for group, plot in plots.items():
         metadata[f"plot/{group}"] = dg.MetadataValue.path(str(plot))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+# ------------------------------------------------------------------------------------------------- the ranker
+
+def ranker_dir(lake: DataLake, protocol: str, name: str = "unified_ranker") -> Path:
+    """`models/ranking/<protocol>/unified_ranker/` (the full model) or `.../ablations/<name>/`."""
+    base = lake.models_dir / "ranking" / protocol
+    return base / name if name == "unified_ranker" else base / "ablations" / name
+
+
+def recommendations_dir(lake: DataLake, protocol: str) -> Path:
+    return lake.ranking_dir / "recommendations" / protocol
+
+
+def _shard_files(lake: DataLake, protocol: str, n_shards: int) -> list[Path]:
+    from movielens_assets.core.ranking.shards import shard_keys
+
+    files = [shard_dir(lake, protocol, key) / "part-0.parquet" for key in shard_keys(n_shards)]
+    missing = [f.parent.name for f in files if not f.is_file()]
+    if missing:
+        raise dg.Failure(description=f"ranking_samples shards missing under {samples_dir(lake, protocol)}: "
+                                     f"{', '.join(missing)} — materialize every partition of `ranking_samples` first")
+    return files
+
+
+class UnifiedRankerAssetConfig(dg.Config):
+    """Run config of `unified_ranker`; defaults from `core.ranking.trainer.TrainConfig` and
+    `core.ranking.config.UnifiedRankerConfig`, but for the CPU-sized epoch bound below."""
+
+    epochs: int = 3
+    max_rows_per_epoch: int | None = 2_000_000
+    """Rows per epoch (a fresh shuffle each epoch); None: every training row (~320M at ML-32M scale)."""
+    batch_size: int = 1024
+    train_role: str = "train"
+    """`train`: every non-validation group; `train_window`: the window groups only."""
+    patience: int = 1
+    num_workers: int = 1
+    num_threads: int | None = 1
+    normalizer_rows: int = 500_000
+    embed_dim: int = 16
+    use_din: bool = True
+    use_cross: bool = True
+    task_weights: list[float] = [1.0, 1.0]
+    lr: float = 1e-3
+    seed: int = 0
+    ablations: list[str] = ["no_din", "no_cross", "single_task", "no_recall_features"]
+    """Ablations trained on the same data (`core.ranking.trainer.ABLATIONS`); [] = none."""
+    ablation_epochs: int = 2
+    ablation_max_rows_per_epoch: int | None = 500_000
+
+
+def _configs(config: UnifiedRankerAssetConfig):
+    from movielens_assets.core.ranking.config import UnifiedRankerConfig
+    from movielens_assets.core.ranking.trainer import TrainConfig
+
+    model = UnifiedRankerConfig(embed_dim=config.embed_dim, use_din=config.use_din, use_cross=config.use_cross,
+                                task_weights=tuple(config.task_weights), lr=config.lr, seed=config.seed)
+    train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, train_role=config.train_role,
+                        max_rows_per_epoch=config.max_rows_per_epoch, patience=config.patience,
+                        num_workers=config.num_workers, num_threads=config.num_threads,
+                        normalizer_rows=config.normalizer_rows, seed=config.seed)
+    return model, train
+
+
+def _data_fingerprint(files: list[Path]) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return [{"file": str(f), "rows": pq.ParquetFile(f).metadata.num_rows, "bytes": f.stat().st_size,
+             "mtime": f.stat().st_mtime} for f in files]
+
+
+@dg.asset(group_name=GROUP, deps=["ranking_samples", user_sequences, item_profile],
+          kinds={"pytorch"},
+          check_specs=[dg.AssetCheckSpec("checkpoint_reproduces_validation_scores", asset="unified_ranker",
+                                         blocking=True, description="the checkpoint directory, loaded back, scores "
+                                         "its stored validation rows exactly as the trained model did")])
+def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAssetConfig, lake: DataLake,
+                   movielens: MovieLensSource, torch_device: TorchDevice) -> dg.MaterializeResult:
+    """The UnifiedRanker (DIN + DCN-V2 + MMoE, tasks watch / like) trained on every shard of the samples
+    (streamed), early-stopped on the validation users' GAUC, saved as a checkpoint directory (weights, item
+    tables, vocabularies, normalisation, configs, data, training log) -> `models/ranking/<protocol>/`; the
+    ablations beside it (`.../ablations/<name>/`)."""
+    from dataclasses import replace
+
+    from movielens_assets.core.ranking.report import training_curve_png
+    from movielens_assets.core.ranking.trainer import RankerCheckpoint, ablation, first_rows, fit_ranker
+
+    protocol = RANKING_PROTOCOLS[0]
+    n_shards = len(context.repository_def.get_assets_def("ranking_samples").partitions_def.get_partition_keys()) \
+        if context.repository_def else None
+    files = _shard_files(lake, protocol, n_shards) if n_shards else sorted(samples_dir(lake, protocol).glob("*/*.parquet"))
+    store, engine = _load_engine(lake, protocol)
+    device = torch_device.resolve()
+    model_config, train_config = _configs(config)
+    data = {"dataset": movielens.dataset, "protocol": protocol, "shards": _data_fingerprint(files)}
+    runs = {"unified_ranker": (model_config, train_config)}
+    for name in config.ablations:
+        m, t = ablation(name, model_config, train_config)
+        runs[name] = (m, replace(t, epochs=config.ablation_epochs, max_rows_per_epoch=config.ablation_max_rows_per_epoch))
+    metadata: dict[str, Any] = {"device": device}
+    summary: dict[str, dict] = {}
+    for name, (m, t) in runs.items():
+        context.log.info(f"training {name} on {device} ({t.epochs} epochs of at most {t.max_rows_per_epoch or 'all'} rows)")
+        result = fit_ranker(files, store, engine.items, m, t, device=device, log=context.log.info)
+        out = ranker_dir(lake, protocol, name)
+        best = result.log.epochs[result.log.best_epoch - 1] if result.log.best_epoch > 0 else result.log.epochs[-1]
+        meta = {"name": name, "data": data, "training_log": result.log.to_dict(), "features": list(result.normalizer.names),
+                "valid": best["valid"]}
+        RankerCheckpoint(result.model, result.vocab, result.normalizer, result.item_tables, t, meta).save(
+            out, first_rows(result.valid_batches))
+        summary[name] = {"best_epoch": result.log.best_epoch, "valid_gauc": best["valid"]["gauc"],
+                         "samples_per_s": best["samples_per_s"], "train_seconds": result.log.train_seconds}
+        if name == "unified_ranker":
+            training_curve_png(result.log.epochs, out / "training_curve.png")
+            metadata.update({
+                "training_curve": dg.MetadataValue.json([{"epoch": e["epoch"], "loss": round(e["loss"], 5),
+                                                          "valid_gauc": e["valid"]["gauc"]} for e in result.log.epochs]),
+                "training_curve_plot": dg.MetadataValue.path(str(out / "training_curve.png")),
+                "samples_per_s": float(best["samples_per_s"]), "train_seconds": result.log.train_seconds,
+                "valid_gauc_watch": float(best["valid"]["gauc"]["watch"]),
+                "parameters": int(sum(p.numel() for p in result.model.parameters())),
+                "model_config": dg.MetadataValue.json(result.model.config.to_dict()),
+                "train_config": dg.MetadataValue.json(t.to_dict()),
+                "path": dg.MetadataValue.path(str(out))})
+    check = RankerCheckpoint.verify(ranker_dir(lake, protocol))
+    metadata["models"] = dg.MetadataValue.json(summary)
+    return dg.MaterializeResult(metadata=metadata, check_results=[dg.AssetCheckResult(
+        check_name="checkpoint_reproduces_validation_scores", passed=bool(check.pop("passed")), metadata=check)])
+
+
+class RankedRecommendationsConfig(dg.Config):
+    top_n: int = 50
+    users_per_chunk: int = 5_000
+
+
+@dg.asset(group_name=GROUP, deps=[unified_ranker, recall.recall_candidates], kinds={"pytorch", "parquet"})
+def ranked_recommendations(context: dg.AssetExecutionContext, config: RankedRecommendationsConfig,
+                           lake: DataLake) -> dg.MaterializeResult:
+    """Every evaluated (last_n test) user's merged top-200 candidates re-ranked by the ranker: the final top-N
+    with the ranker's scores and the channels that proposed each item (`ranked.parquet`, what serving reads),
+    and every scored candidate (`scored_candidates.parquet`, for the ranking metrics)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.data.atomic import atomic_path
+    from movielens_assets.core.ranking.rerank import rerank
+    from movielens_assets.core.ranking.trainer import RankerCheckpoint
+
+    protocol = RANKING_PROTOCOLS[0]
+    try:
+        checkpoint = RankerCheckpoint.load(ranker_dir(lake, protocol))
+    except FileNotFoundError as exc:
+        raise _missing_input(exc) from None
+    channels = tuple(c[3:-5] for c in checkpoint.normalizer.names if c.startswith("ch_") and c.endswith("_rank")
+                     and c != "ch_merged_rank")
+    store, engine = _load_engine(lake, protocol, channels)
+    merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED))
+    with lake.duckdb() as con:
+        users = recall.load_targets(con, recall.stages(lake, protocol)[0])[0]
+    start = time.perf_counter()
+    scored = rerank({"unified_ranker": checkpoint}, store, engine, merged, users,
+                    users_per_chunk=config.users_per_chunk, progress=context.log.info)["unified_ranker"]
+    seconds = time.perf_counter() - start
+    top = scored.filter(pc.less_equal(scored["rank"], config.top_n))
+    out = recommendations_dir(lake, protocol)
+    for name, table in (("scored_candidates", scored), ("ranked", top)):
+        with atomic_path(out / f"{name}.parquet") as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+    context.log.info(f"ranked_recommendations: {users.size:,} users, {scored.num_rows:,} candidates scored in "
+                     f"{seconds:.1f}s ({scored.num_rows / max(seconds, 1e-9):,.0f}/s); top {config.top_n} -> {out}")
+    preview = top.filter(pc.is_in(top["user_id"], top["user_id"].slice(0, 1))).slice(0, 10).to_pylist()
+    rows = [(r["user_id"], r["movie_id"], r["rank"], r["merged_rank"], f"{r['p_watch']:.3f}", ", ".join(r["channels"]))
+            for r in preview]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": top.num_rows, "users": int(users.size), "scored_candidates": scored.num_rows,
+        "candidates_per_s": round(scored.num_rows / max(seconds, 1e-9), 1),
+        "preview": dg.MetadataValue.md(markdown_table(["user", "movie", "rank", "merged rank", "p(watch)",
+                                                      "channels"], rows)),
+        "path": dg.MetadataValue.path(str(out / "ranked.parquet"))})
+
+
+class RankingMetricsConfig(dg.Config):
+    n_boot: int = 1000
+    seed: int = 0
+
+
+@dg.asset(group_name=GROUP, deps=[ranked_recommendations, unified_ranker], kinds={"numpy", "json"})
+def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsConfig, lake: DataLake,
+                    movielens: MovieLensSource) -> dg.MaterializeResult:
+    """The ranker where it is used: AUC / GAUC / logloss per task on the held-out candidates, and HR / Recall /
+    NDCG @ 10, 20, 50 (95% intervals) of the re-ranked lists beside the merged (recall-only) order and every
+    channel, over ALL last_n test users; the ablations beside the full model -> `metrics/ranking.{json,md}`."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.data.atomic import atomic_write_text
+    from movielens_assets.core.ranking.report import candidate_labels, classification, headline, list_metrics, markdown
+    from movielens_assets.core.ranking.rerank import rerank
+    from movielens_assets.core.ranking.trainer import ABLATIONS, RankerCheckpoint
+
+    protocol = RANKING_PROTOCOLS[0]
+    scored_path = recommendations_dir(lake, protocol) / "scored_candidates.parquet"
+    if not scored_path.is_file():
+        raise dg.Failure(description=f"{scored_path} does not exist: materialize `ranked_recommendations` first")
+    scored = pq.read_table(scored_path)
+    with lake.duckdb() as con:
+        users, t_users, t_items, t_ratings = recall.load_targets(con, recall.stages(lake, protocol)[0])
+
+    def lists(table) -> dict:
+        return list_metrics(users, t_users, t_items, table.column("user_id").to_numpy(),
+                            table.column("movie_id").to_numpy(), table.column("rank").to_numpy(),
+                            n_boot=config.n_boot, seed=config.seed)
+
+    def evaluate_scored(table) -> tuple[dict, dict]:
+        watch, like = candidate_labels(table, t_users, t_items, t_ratings)
+        return classification(table, watch, like), lists(table)
+
+    cls, final = evaluate_scored(scored)
+    merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED), columns=["user_id", "movie_id", "rank"])
+    recall_only = lists(merged)
+    channels = {c: lists(pq.read_table(recall.candidates_path(lake, protocol, c), columns=["user_id", "movie_id",
+                                                                                            "rank"]))
+                for c in recall.RECALL_CHANNELS if recall.candidates_path(lake, protocol, c).exists()}
+    ablations: dict[str, dict] = {}
+    present = {n: ranker_dir(lake, protocol, n) for n in ABLATIONS if (ranker_dir(lake, protocol, n) / "model.pt").is_file()}
+    if present:
+        checkpoints = {n: RankerCheckpoint.load(d) for n, d in present.items()}
+        store, engine = _load_engine(lake, protocol, tuple(channels))
+        full_merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED))
+        for name, table in rerank(checkpoints, store, engine, full_merged, users, progress=context.log.info).items():
+            a_cls, a_final = evaluate_scored(table)
+            ablations[name] = {"auc": a_cls["auc"], "gauc": a_cls["gauc"], "logloss": a_cls["logloss"],
+                               "final": headline(a_final)}
+    report = {"dataset": movielens.dataset, "protocol": protocol, "users": int(users.size),
+              "candidates": "merged top-200 of the test stage", "relevance": "any test rating; like: rating >= 4",
+              **cls, "final": headline(final), "recall_only": headline(recall_only),
+              "channels": {c: headline(m) for c, m in channels.items()}, "ablations": ablations,
+              "final_ci": final, "recall_only_ci": recall_only, "channels_ci": channels}
+    text = markdown(report)
+    atomic_write_text(lake.metrics_dir / "ranking.json", json.dumps(report, indent=2))
+    atomic_write_text(lake.metrics_dir / "ranking.md", text)
+    best = max(channels, key=lambda c: channels[c]["ndcg@20"]) if channels else None
+    context.log.info(f"ranking metrics ({movielens.dataset}): NDCG@20 final {final['ndcg@20']:.4f}, recall-only "
+                     f"{recall_only['ndcg@20']:.4f}, best channel {best} {channels[best]['ndcg@20'] if best else float('nan'):.4f}; "
+                     f"GAUC watch {cls['gauc']['watch']:.4f}, like {cls['gauc']['like']:.4f}\n{text}")
+    metadata: dict[str, Any] = {"table": dg.MetadataValue.md(text),
+                                "path": dg.MetadataValue.path(str(lake.metrics_dir / "ranking.json")),
+                                "ndcg@20_final": final["ndcg@20"], "ndcg@20_recall_only": recall_only["ndcg@20"],
+                                "gauc_watch": cls["gauc"]["watch"], "gauc_like": cls["gauc"]["like"]}
+    if best:
+        metadata["ndcg@20_best_channel"] = channels[best]["ndcg@20"]
     return dg.MaterializeResult(metadata=metadata)

@@ -56,40 +56,63 @@ class AsOfIndex:
     def n_events(self) -> int:
         return int(self.composite.size)
 
-    def _locate(self, keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(key rank, position of the first event at or after the time within the key, key found)."""
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rank, found) of each key: its position among the index's keys (clipped) and whether it is there.
+        Reuse it across several times (`count_at`, `sums_at`) to search the keys once."""
         keys = np.asarray(keys, dtype=np.int64)
-        times = np.asarray(times, dtype=np.int64)
         rank = np.searchsorted(self.uniq, keys)
         rank_c = np.minimum(rank, max(self.uniq.size - 1, 0))
         found = (rank < self.uniq.size) & (self.uniq[rank_c] == keys) if self.uniq.size else np.zeros(keys.shape, bool)
-        offset = np.clip(times - self.t0, 0, _TIME_MAX)
-        pos = np.searchsorted(self.composite, (rank_c << _TIME_BITS) | offset, side="left")
-        return rank_c, pos, found
+        return rank_c, found
 
-    def count_before(self, keys: np.ndarray, times: np.ndarray) -> np.ndarray:
-        """Number of events of each key with time < the query's time (0 for unknown keys), int64."""
-        rank, pos, found = self._locate(keys, times)
-        return np.where(found, pos - self.starts[rank] if self.uniq.size else 0, 0).astype(np.int64)
+    def _positions(self, rank: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Position of the first event at or after each time within its key. The queries are searched in
+        sorted order (cache-friendly on a large index: ~5x faster than in random order), then put back."""
+        offset = np.clip(np.asarray(times, dtype=np.int64) - self.t0, 0, _TIME_MAX)
+        query = (rank << _TIME_BITS) | offset
+        order = np.argsort(query, kind="stable")
+        pos = np.empty(query.size, dtype=np.int64)
+        pos[order] = np.searchsorted(self.composite, query[order], side="left")
+        return pos
 
-    def sums_before(self, keys: np.ndarray, times: np.ndarray, names: list[str] | None = None
-                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(count, {name: sum of the values}) over each key's events with time < the query's time."""
-        rank, pos, found = self._locate(keys, times)
-        start = self.starts[rank] if self.uniq.size else np.zeros(rank.shape, np.int64)
+    def _starts(self, rank: np.ndarray) -> np.ndarray:
+        return self.starts[rank] if self.uniq.size else np.zeros(rank.shape, np.int64)
+
+    def count_at(self, rank: np.ndarray, found: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """`count_before` for keys already looked up (`lookup`)."""
+        return np.where(found, self._positions(rank, times) - self._starts(rank), 0).astype(np.int64)
+
+    def sums_at(self, rank: np.ndarray, found: np.ndarray, times: np.ndarray, names: list[str] | None = None
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """`sums_before` for keys already looked up (`lookup`)."""
+        pos = self._positions(rank, times)
+        start = self._starts(rank)
         count = np.where(found, pos - start, 0).astype(np.int64)
         out = {}
         for name in names if names is not None else list(self.prefix):
             cum = self.prefix[name]
-            s = cum[pos] - cum[start]
-            mask = found.reshape(found.shape + (1,) * (s.ndim - 1))
-            out[name] = np.where(mask, s, 0.0)
+            s = np.asarray(cum[pos], dtype=np.float64)
+            s -= cum[start]
+            s[~found] = 0.0
+            out[name] = s
         return count, out
+
+    def count_before(self, keys: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Number of events of each key with time < the query's time (0 for unknown keys), int64."""
+        return self.count_at(*self.lookup(keys), times)
+
+    def sums_before(self, keys: np.ndarray, times: np.ndarray, names: list[str] | None = None
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(count, {name: sum of the values}) over each key's events with time < the query's time."""
+        return self.sums_at(*self.lookup(keys), times, names)
+
+    def first_time_at(self, rank: np.ndarray, found: np.ndarray) -> np.ndarray:
+        """Time of each looked-up key's first event (int64; the int64 maximum for unknown keys)."""
+        return np.where(found, self.first_time[rank] if self.uniq.size else 0, np.iinfo(np.int64).max)
 
     def first_time_of(self, keys: np.ndarray) -> np.ndarray:
         """Time of each key's first event (int64; the int64 maximum for unknown keys)."""
-        rank, _, found = self._locate(keys, np.zeros(np.shape(keys), np.int64))
-        return np.where(found, self.first_time[rank] if self.uniq.size else 0, np.iinfo(np.int64).max)
+        return self.first_time_at(*self.lookup(keys))
 
     # ---- persistence: one directory of .npy files, memory-mapped on load (shared by shard processes)
     def save(self, directory: str | os.PathLike[str]) -> None:

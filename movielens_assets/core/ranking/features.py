@@ -149,13 +149,17 @@ class RankingFeatureEngine:
         n, sums = chunk.history.sums_before(users, cutoffs, ["genre", "genre_liked", "liked"])
         return sums["genre"] / np.maximum(n, 1)[:, None], sums["genre_liked"] / np.maximum(sums["liked"], 1)[:, None]
 
-    def item_features(self, movies: np.ndarray, cutoffs: np.ndarray) -> dict[str, np.ndarray]:
-        n, sums = self.item_events.sums_before(movies, cutoffs, ["rating", "rating_sq", "liked"])
-        recent = self.item_events.count_before(movies, cutoffs - int(self.config.recent_days * DAY))
-        first = self.item_events.first_time_of(movies)
+    def item_features(self, movies: np.ndarray, cutoffs: np.ndarray, pos: np.ndarray | None = None
+                      ) -> dict[str, np.ndarray]:
+        """The item's statistics as of each cut-off, and its static attributes (`pos`: `items.index(movies)`)."""
+        events = self.item_events
+        rank, found = events.lookup(movies)  # the movies are searched once for the three questions
+        n, sums = events.sums_at(rank, found, cutoffs, ["rating", "rating_sq", "liked"])
+        recent = events.count_at(rank, found, cutoffs - int(self.config.recent_days * DAY))
+        first = events.first_time_at(rank, found)
         mean = _div(sums["rating"], n)
         var = np.maximum(_div(sums["rating_sq"], n) - mean**2, 0.0)
-        pos = self.items.index(movies)
+        pos = self.items.index(movies) if pos is None else pos
         year = np.where(pos >= 0, self.items.year[np.maximum(pos, 0)], np.nan)
         out = {
             "i_log_count": np.log1p(n),
@@ -176,28 +180,35 @@ class RankingFeatureEngine:
                 channel_values: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Every feature column (float32) for rows (local user, raw movie id, cut-off seconds).
 
-        `channel_values`: the `ch_*` columns for these rows (NaN where absent); None: all absent."""
+        `channel_values`: the `ch_*` columns for these rows (NaN where absent); None: all absent.
+        What depends on the user and the cut-off only (a positive and its negatives share it) is computed once
+        per distinct (user, cut-off) and spread over its rows."""
         users = np.asarray(users, dtype=np.int64)
         movies = np.asarray(movies, dtype=np.int64)
         cutoffs = np.asarray(cutoffs, dtype=np.int64)
-        out = self.user_features(chunk, users, cutoffs)
-        out.update(self.item_features(movies, cutoffs))
+        groups, row_group = np.unique(np.stack([users, cutoffs]), axis=1, return_inverse=True)
+        row_group = row_group.reshape(-1)
+        g_users, g_cutoffs = groups[0], groups[1]
+        out = {k: v[row_group] for k, v in self.user_features(chunk, g_users, g_cutoffs).items()}
         pos = self.items.index(movies)
+        out.update(self.item_features(movies, cutoffs, pos))
         known = pos >= 0
-        share = np.where(known[:, None], self.items.genre_share[np.maximum(pos, 0)], 0.0)
+        share = self.items.genre_share[np.maximum(pos, 0)] * known[:, None]  # [n, G] float32
         has_genres = share.sum(axis=1) > 0
-        pref, pref_liked = self.user_genre_shares(chunk, users, cutoffs)
+        pref, pref_liked = self.user_genre_shares(chunk, g_users, g_cutoffs)  # [groups, G]
+        affinity = np.einsum("ij,ij->i", pref.astype(np.float32)[row_group], share)
+        liked_affinity = np.einsum("ij,ij->i", pref_liked.astype(np.float32)[row_group], share)
         n_hist = out["u_log_count"] > 0
         n_liked = out["u_like_rate"] > 0
-        out["x_genre_affinity"] = np.where(n_hist & has_genres, (pref * share).sum(axis=1), np.nan)
-        out["x_genre_like_affinity"] = np.where(n_liked & has_genres, (pref_liked * share).sum(axis=1), np.nan)
+        out["x_genre_affinity"] = np.where(n_hist & has_genres, affinity, np.nan)
+        out["x_genre_like_affinity"] = np.where(n_liked & has_genres, liked_affinity, np.nan)
         out["x_rating_dev"] = out["i_mean_rating"] - out["u_mean_rating"]
         if self.items.has_tmdb_data:
             out["x_director_liked"] = self._people_liked(chunk.directors, users, cutoffs,
                                                          self.items.directors, pos)
             out["x_cast_liked"] = self._people_liked(chunk.cast, users, cutoffs, self.items.top_cast, pos)
         if self.items.has_semantic_data:
-            out["x_semantic_sim"] = self._semantic_similarity(chunk, users, pos, cutoffs)
+            out["x_semantic_sim"] = self._semantic_similarity(chunk, g_users, g_cutoffs, row_group, pos)
         for name in recall_feature_names(self.channels):
             values = None if channel_values is None else channel_values.get(name)
             out[name] = np.full(users.size, np.nan) if values is None else values
@@ -215,27 +226,30 @@ class RankingFeatureEngine:
             total[ok] += index.count_before((users[ok] << 32) | cand[ok, j], cutoffs[ok])
         return np.where((cand >= 0).any(axis=1), total, np.nan)
 
-    def _semantic_similarity(self, chunk: UserChunk, users: np.ndarray, pos: np.ndarray, cutoffs: np.ndarray
-                             ) -> np.ndarray:
+    def _semantic_similarity(self, chunk: UserChunk, g_users: np.ndarray, g_cutoffs: np.ndarray,
+                             row_group: np.ndarray, pos: np.ndarray) -> np.ndarray:
         """Cosine between the candidate's vector and the mean vector of the user's last `semantic_recent`
-        history items before the cut-off (items without a vector left out); NaN when either is missing."""
+        history items before the cut-off (items without a vector left out), per (user, cut-off) group; NaN
+        when either is missing."""
         k = self.config.semantic_recent
-        seq_pos = chunk.seq_pos(users, cutoffs)
-        group_key = (users << 32) | seq_pos
-        keys, inverse = np.unique(group_key, return_inverse=True)
-        g_user, g_pos = keys >> 32, keys & 0xFFFFFFFF
-        end = chunk.indptr[g_user] + g_pos
+        end = chunk.indptr[g_users] + chunk.seq_pos(g_users, g_cutoffs)
         idx = end[:, None] - k + np.arange(k)[None, :]
-        ok = idx >= chunk.indptr[g_user][:, None]
+        ok = idx >= chunk.indptr[g_users][:, None]
         item = np.where(ok, chunk.item_pos[np.maximum(idx, 0)] if chunk.item_pos.size else -1, -1)
-        has = (item >= 0) & self.items.has_semantic[np.maximum(item, 0)]
-        vec = (self.items.semantic_pca[np.maximum(item, 0)] * has[..., None]).sum(axis=1)  # [groups, d]
+        has = ((item >= 0) & self.items.has_semantic[np.maximum(item, 0)]).astype(np.float32)
+        vec = np.zeros((g_users.size, self.items.semantic_pca.shape[1]), dtype=np.float32)
+        for s in range(0, g_users.size, 32_768):  # group blocks: the [groups, k, d] gather stays small
+            rows = slice(s, s + 32_768)
+            vec[rows] = np.einsum("gkd,gk->gd", self.items.semantic_pca[np.maximum(item[rows], 0)], has[rows])
         norm = np.linalg.norm(vec, axis=1)
-        user_vec = vec / np.maximum(norm, 1e-12)[:, None]
+        user_vec = vec / np.maximum(norm, 1e-12)[:, None]  # [groups, d]
         cand_ok = (pos >= 0) & self.items.has_semantic[np.maximum(pos, 0)]
-        cand = self.items.semantic_pca[np.maximum(pos, 0)]
-        sim = (user_vec[inverse] * cand).sum(axis=1)
-        return np.where(cand_ok & (norm[inverse] > 0), sim, np.nan)
+        sim = np.empty(pos.size, dtype=np.float32)
+        for s in range(0, pos.size, 262_144):  # row blocks: no [n, d] temporaries for the whole chunk
+            rows = slice(s, s + 262_144)
+            sim[rows] = np.einsum("ij,ij->i", user_vec[row_group[rows]], self.items.semantic_pca[np.maximum(
+                pos[rows], 0)])
+        return np.where(cand_ok & (norm[row_group] > 0), sim, np.nan)
 
 
 def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:

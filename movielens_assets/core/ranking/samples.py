@@ -298,7 +298,10 @@ def write_shard(out_dir: Path, *, store: SequenceStore, engine: RankingFeatureEn
                 table = sample_table(chunk, engine, interacted, candidates, circulation, catalogue, config, rng)
                 if writer is None:
                     schema = table.schema.with_metadata({**(table.schema.metadata or {}), **kv})
-                    writer = pq.ParquetWriter(tmp / "part-0.parquet", schema, compression="zstd")
+                    # dictionaries only for the key columns: float features have ~as many values as rows
+                    # (dictionary pages for them doubled the write time for 10% less disk)
+                    writer = pq.ParquetWriter(tmp / "part-0.parquet", schema, compression="zstd",
+                                              use_dictionary=list(KEY_COLUMNS))
                 writer.write_table(table.replace_schema_metadata(schema.metadata), row_group_size=256 * 1024)
                 rows += table.num_rows
                 positives += int(table.num_rows // (config.negatives + 1))
