@@ -8,9 +8,10 @@ from movielens_assets.assets import features, ingest, ranking, recall, tmdb
 from movielens_assets.automation import build_tmdb_refresh_schedule, tmdb_refresh_job
 from movielens_assets.checks.features import feature_checks
 from movielens_assets.checks.ingest import ingest_checks
+from movielens_assets.checks.ranking import ranking_checks
 from movielens_assets.checks.recall import recall_checks
 from movielens_assets.checks.tmdb import tmdb_checks
-from movielens_assets.partitions import ranking_shards
+from movielens_assets.partitions import RankingShards, ranking_shards
 from movielens_assets.resources import DataLake, MovieLensSource
 from movielens_assets.resources.device import TorchDevice
 from movielens_assets.resources.embedder import EmbedderResource
@@ -49,6 +50,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             max_age_days=settings.tmdb_max_age_days,
         ),
         "torch_device": TorchDevice(device=settings.device),
+        "ranking_shards": RankingShards(shards=settings.ranking_shards),
         "embedder": EmbedderResource(
             backend=settings.embedding_backend,
             model=settings.embedding_model,
@@ -71,7 +73,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*dg.load_assets_from_modules([ingest, tmdb, features, recall, ranking]),
                 ranking.ranking_samples_asset(ranking_shards(settings.ranking_shards))],
-        asset_checks=[*ingest_checks, *tmdb_checks, *feature_checks, *recall_checks],
+        asset_checks=[*ingest_checks, *tmdb_checks, *feature_checks, *recall_checks, *ranking_checks],
         resources=build_resources(settings),
         jobs=[tmdb_refresh_job],
         schedules=[build_tmdb_refresh_schedule(settings.tmdb_refresh_cron)],

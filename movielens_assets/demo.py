@@ -115,6 +115,23 @@ def recall_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def ranking_table(report: dict) -> str:
+    """The headline of `metrics/ranking.json`: the re-ranked list vs the recall-only order vs every channel
+    (95% interval of NDCG@20), then GAUC per task."""
+    head = f"{'list':<22} {'Recall@20':>9} {'NDCG@20':>8}  95% CI NDCG@20      {'HR@20':>6} {'NDCG@50':>8}"
+    lines = [head, "-" * len(head)]
+    rows = [("final (ranker)", report["final_ci"]), ("recall-only (merged)", report["recall_only_ci"]),
+            *report["channels_ci"].items()]
+    for name, m in rows:
+        lo, hi = m["ndcg@20_ci"]
+        lines.append(f"{name:<22} {m['recall@20']:>9.4f} {m['ndcg@20']:>8.4f}  [{lo:.4f}, {hi:.4f}]  "
+                     f"{m['hr@20']:>6.4f} {m['ndcg@50']:>8.4f}")
+    gauc = report["gauc"]
+    lines.append(f"GAUC watch {gauc['watch']:.4f}, like {gauc['like']:.4f}, like among watched "
+                 f"{gauc['like_watched']:.4f} ({report['users']:,} test users, their merged top-200 re-ranked)")
+    return "\n".join(lines)
+
+
 def summary(result: DemoResult) -> str:
     settings = load_settings()
     lines = ["", "=" * 72, f"movielens-rec demo — dataset {settings.dataset}", f"data lake: {settings.data_dir}", ""]
@@ -150,6 +167,10 @@ def summary(result: DemoResult) -> str:
     if any(m.asset_key.to_user_string() == "recall_metrics" for m in mats) and metrics.exists():
         lines += ["", f"recall metrics ({metrics}; protocols in docs/EVALUATION.md):",
                   recall_table(json.loads(metrics.read_text()))]
+    ranking = settings.data_dir / "metrics" / "ranking.json"
+    if any(m.asset_key.to_user_string() == "ranking_metrics" for m in mats) and ranking.exists():
+        lines += ["", f"ranking metrics ({ranking}; docs/EVALUATION.md, \"Ranking\"):",
+                  ranking_table(json.loads(ranking.read_text()))]
     lines.append("Open the UI with `make ui` (http://127.0.0.1:3000) to browse runs, metadata and lineage.")
     lines.append("=" * 72)
     return "\n".join(lines)

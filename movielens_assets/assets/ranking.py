@@ -19,6 +19,7 @@ import numpy as np
 from movielens_assets.assets import ingest, recall
 from movielens_assets.assets._metadata import markdown_table
 from movielens_assets.core.ranking.samples import SamplingConfig
+from movielens_assets.partitions import RankingShards
 from movielens_assets.resources import DataLake, MovieLensSource
 from movielens_assets.resources.device import TorchDevice
 from movielens_assets.resources.tmdb import TMDbResource
@@ -406,10 +407,8 @@ def recommendations_dir(lake: DataLake, protocol: str) -> Path:
     return lake.ranking_dir / "recommendations" / protocol
 
 
-def _shard_files(lake: DataLake, protocol: str, n_shards: int) -> list[Path]:
-    from movielens_assets.core.ranking.shards import shard_keys
-
-    files = [shard_dir(lake, protocol, key) / "part-0.parquet" for key in shard_keys(n_shards)]
+def _shard_files(lake: DataLake, protocol: str, shards: RankingShards) -> list[Path]:
+    files = [shard_dir(lake, protocol, key) / "part-0.parquet" for key in shards.partition_keys()]
     missing = [f.parent.name for f in files if not f.is_file()]
     if missing:
         raise dg.Failure(description=f"ranking_samples shards missing under {samples_dir(lake, protocol)}: "
@@ -437,8 +436,9 @@ class UnifiedRankerAssetConfig(dg.Config):
     task_weights: list[float] = [1.0, 1.0]
     lr: float = 1e-3
     seed: int = 0
-    ablations: list[str] = ["no_din", "no_cross", "single_task", "no_recall_features"]
-    """Ablations trained on the same data (`core.ranking.trainer.ABLATIONS`); [] = none."""
+    ablations: list[str] = ["full_same_budget", "no_din", "no_cross", "single_task", "no_recall_features"]
+    """Ablations trained on the same data with the `ablation_*` budget (`core.ranking.trainer.ABLATIONS`;
+    `full_same_budget` is the full model at that budget, their reference); [] = none."""
     ablation_epochs: int = 2
     ablation_max_rows_per_epoch: int | None = 500_000
 
@@ -469,7 +469,8 @@ def _data_fingerprint(files: list[Path]) -> list[dict]:
                                          blocking=True, description="the checkpoint directory, loaded back, scores "
                                          "its stored validation rows exactly as the trained model did")])
 def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAssetConfig, lake: DataLake,
-                   movielens: MovieLensSource, torch_device: TorchDevice) -> dg.MaterializeResult:
+                   movielens: MovieLensSource, torch_device: TorchDevice, ranking_shards: RankingShards
+                   ) -> dg.MaterializeResult:
     """The UnifiedRanker (DIN + DCN-V2 + MMoE, tasks watch / like) trained on every shard of the samples
     (streamed), early-stopped on the validation users' GAUC, saved as a checkpoint directory (weights, item
     tables, vocabularies, normalisation, configs, data, training log) -> `models/ranking/<protocol>/`; the
@@ -480,9 +481,7 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
     from movielens_assets.core.ranking.trainer import RankerCheckpoint, ablation, first_rows, fit_ranker
 
     protocol = RANKING_PROTOCOLS[0]
-    n_shards = len(context.repository_def.get_assets_def("ranking_samples").partitions_def.get_partition_keys()) \
-        if context.repository_def else None
-    files = _shard_files(lake, protocol, n_shards) if n_shards else sorted(samples_dir(lake, protocol).glob("*/*.parquet"))
+    files = _shard_files(lake, protocol, ranking_shards)
     store, engine = _load_engine(lake, protocol)
     device = torch_device.resolve()
     model_config, train_config = _configs(config)

@@ -167,3 +167,66 @@ def test_ranking_eda_reports_every_feature(lake):
     assert 0.0 <= meta["auc_watch/i_log_count"].value <= 1.0
     for group in ("user", "item", "cross", "recall"):
         assert (settings.data_dir / "reports" / f"ranking_eda_{group}.png").stat().st_size > 1000
+
+
+TINY_RANKER = {"epochs": 1, "max_rows_per_epoch": 20_000, "num_workers": 0, "embed_dim": 8,
+               "ablations": ["full_same_budget", "no_recall_features"], "ablation_epochs": 1,
+               "ablation_max_rows_per_epoch": 5_000}
+
+
+def test_the_ranker_its_lists_and_metrics(lake):
+    """unified_ranker (+ two ablations), ranked_recommendations and ranking_metrics in one run: the checkpoint
+    check, the final lists (top 50, ranks from the ranker), and ranking.json with every documented key."""
+    import json
+
+    from movielens_assets.core.ranking.report import LIST_METRICS, missing_keys
+
+    settings, _, _ = lake
+    with dg.instance_for_test() as instance:
+        result = materialize(settings, instance, "key:unified_ranker or key:ranked_recommendations or "
+                                                 "key:ranking_metrics",
+                             {"ops": {"unified_ranker": {"config": TINY_RANKER},
+                                      "ranked_recommendations": {"config": {"top_n": 10}}}})
+    assert result.success, failure_messages(result)
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"checkpoint_reproduces_validation_scores": True, "ranking_metrics_complete": True}
+    mats = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+    ranker = mats["unified_ranker"]
+    assert ranker["device"].value == "cpu" and ranker["samples_per_s"].value > 0
+    assert [e["epoch"] for e in ranker["training_curve"].value] == [1]
+    assert Path(ranker["training_curve_plot"].value).stat().st_size > 1000
+    models = settings.data_dir / "models" / "ranking" / "last_n"
+    assert {p.name for p in (models / "ablations").iterdir()} == {"full_same_budget", "no_recall_features"}
+    for name in ("model.pt", "model_config.json", "vocab.npz", "normalizer.json", "item_tables.npz", "check.npz"):
+        assert (models / "unified_ranker" / name).is_file(), name
+    meta = json.loads((models / "unified_ranker" / "meta.json").read_text())
+    assert meta["data"]["dataset"] == "synthetic-tiny" and len(meta["data"]["shards"]) == 3
+    con = duckdb.connect()
+    rec = settings.data_dir / "ranking" / "recommendations" / "last_n"
+    per_user, max_rank, bad_order = con.execute(f"""
+        SELECT max(n), max(r), count(*) FILTER (WHERE NOT ok) FROM (
+          SELECT user_id, count(*) AS n, max(rank) AS r,
+                 bool_and(rank = 1 OR p_watch <= lag_p) AS ok FROM (
+            SELECT *, lag(p_watch) OVER (PARTITION BY user_id ORDER BY rank) AS lag_p FROM '{rec}/ranked.parquet')
+          GROUP BY user_id)""").fetchone()
+    assert per_user <= 10 and max_rank <= 10 and bad_order == 0
+    report = json.loads((settings.data_dir / "metrics" / "ranking.json").read_text())
+    assert missing_keys(report) == [] and report["dataset"] == "synthetic-tiny" and report["protocol"] == "last_n"
+    assert set(report["ablations"]) == {"full_same_budget", "no_recall_features"}
+    assert set(report["final"]) == set(LIST_METRICS) and "two_tower" in report["channels"]
+    assert report["users"] == mats["ranked_recommendations"]["users"].value > 0
+    assert "| **final (ranker)** |" in (settings.data_dir / "metrics" / "ranking.md").read_text()
+
+
+def test_ranking_metrics_check_fails_on_a_broken_file(lake, tmp_path):
+    from movielens_assets.checks.ranking import ranking_metrics_complete
+    from movielens_assets.resources import DataLake
+
+    lake_res = DataLake(root=str(tmp_path / "lake"))
+    lake_res.metrics_dir.mkdir(parents=True)
+    (lake_res.metrics_dir / "ranking.json").write_text('{"dataset": "x"')  # truncated
+    assert not ranking_metrics_complete(lake_res).passed
+    (lake_res.metrics_dir / "ranking.json").write_text('{"dataset": "x"}')
+    result = ranking_metrics_complete(lake_res)
+    assert not result.passed and "protocol" in result.metadata["missing_keys"].value

@@ -41,12 +41,15 @@ class TinyProtocol:
 
 
 def ratings_rows(seed: int = 0, n_users: int = 30, n_movies: int = 40) -> list[tuple[int, int, float, int]]:
-    """(user, movie, rating, ts): 9..20 ratings per user in sessions (some seconds shared), over ~2 years."""
+    """(user, movie, rating, ts): 9..20 ratings per user in sessions (some seconds shared), over ~2 years; a
+    user rates mostly movies of its taste group (movie_id % 4 == user_id % 4): a signal a ranker can learn."""
     rng = np.random.default_rng(seed)
     rows = []
+    all_movies = np.arange(1, n_movies + 1)
     for u in range(1, n_users + 1):
         k = int(rng.integers(9, 21))
-        movies = rng.choice(np.arange(1, n_movies + 1), size=k, replace=False)
+        weight = np.where(all_movies % 4 == u % 4, 6.0, 1.0)
+        movies = rng.choice(all_movies, size=k, replace=False, p=weight / weight.sum())
         t = 1_500_000_000 + int(rng.integers(0, 40_000_000))
         for m in movies:
             t += int(rng.choice([0, 0, 5, 60, 86_400 * int(rng.integers(1, 30))]))
