@@ -498,7 +498,7 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
         out = ranker_dir(lake, protocol, name)
         best = result.log.epochs[result.log.best_epoch - 1] if result.log.best_epoch > 0 else result.log.epochs[-1]
         meta = {"name": name, "data": data, "training_log": result.log.to_dict(), "features": list(result.normalizer.names),
-                "valid": best["valid"]}
+                "valid": best["valid"], "ablations": [n for n in runs if n != "unified_ranker"]}
         RankerCheckpoint(result.model, result.vocab, result.normalizer, result.item_tables, t, meta).save(
             out, first_rows(result.valid_batches))
         summary[name] = {"best_epoch": result.log.best_epoch, "valid_gauc": best["valid"]["gauc"],
@@ -524,6 +524,8 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
 class RankedRecommendationsConfig(dg.Config):
     top_n: int = 50
     users_per_chunk: int = 5_000
+    num_threads: int | None = 1
+    """torch threads while scoring (None: torch's default; 2 measured slower than 1 on a busy 2-core box)."""
 
 
 @dg.asset(group_name=GROUP, deps=[unified_ranker, recall.recall_candidates], kinds={"pytorch", "parquet"})
@@ -551,8 +553,8 @@ def ranked_recommendations(context: dg.AssetExecutionContext, config: RankedReco
     with lake.duckdb() as con:
         users = recall.load_targets(con, recall.stages(lake, protocol)[0])[0]
     start = time.perf_counter()
-    scored = rerank({"unified_ranker": checkpoint}, store, engine, merged, users,
-                    users_per_chunk=config.users_per_chunk, progress=context.log.info)["unified_ranker"]
+    scored = rerank({"unified_ranker": checkpoint}, store, engine, merged, users, users_per_chunk=config.users_per_chunk,
+                    num_threads=config.num_threads, progress=context.log.info)["unified_ranker"]
     seconds = time.perf_counter() - start
     top = scored.filter(pc.less_equal(scored["rank"], config.top_n))
     out = recommendations_dir(lake, protocol)
@@ -616,7 +618,12 @@ def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsCon
                                                                                             "rank"]))
                 for c in recall.RECALL_CHANNELS if recall.candidates_path(lake, protocol, c).exists()}
     ablations: dict[str, dict] = {}
-    present = {n: ranker_dir(lake, protocol, n) for n in ABLATIONS if (ranker_dir(lake, protocol, n) / "model.pt").is_file()}
+    # the ablations trained in the same run as the full model (older ablation directories are not reported)
+    trained = json.loads((ranker_dir(lake, protocol) / "meta.json").read_text()).get("ablations", [])
+    present = {n: ranker_dir(lake, protocol, n) for n in trained if n in ABLATIONS}
+    missing = [n for n, d in present.items() if not (d / "model.pt").is_file()]
+    if missing:
+        raise dg.Failure(description=f"ablation checkpoints missing: {missing} — materialize `unified_ranker` again")
     if present:
         checkpoints = {n: RankerCheckpoint.load(d) for n, d in present.items()}
         store, engine = _load_engine(lake, protocol, tuple(channels))

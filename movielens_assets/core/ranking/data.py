@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,27 @@ def _index(sorted_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
     pos_c = np.minimum(pos, max(n - 1, 0))
     ok = (pos < n) & (sorted_ids[pos_c] == raw) & (raw >= 0) if n else np.zeros(raw.shape, bool)
     return np.where(ok, pos_c + 1, 0).astype(np.int64)
+
+
+MAX_DENSE_ID = 50_000_000
+
+
+def _lookup_table(sorted_ids: np.ndarray) -> np.ndarray | None:
+    """raw id -> 1-based index as a direct array (0 = unknown), when the ids are small enough (MovieLens user
+    and movie ids are below 400k): one gather per id instead of a binary search — the history of a batch is
+    50 ids per row."""
+    if sorted_ids.size == 0 or int(sorted_ids[-1]) >= MAX_DENSE_ID or int(sorted_ids[0]) < 0:
+        return None
+    table = np.zeros(int(sorted_ids[-1]) + 2, dtype=np.int64)  # the last slot: every id above the maximum
+    table[sorted_ids] = np.arange(1, sorted_ids.size + 1)
+    return table
+
+
+def _indices(sorted_ids: np.ndarray, table: np.ndarray | None, raw: np.ndarray) -> np.ndarray:
+    if table is None:
+        return _index(sorted_ids, raw)
+    raw = np.asarray(raw, dtype=np.int64)
+    return np.where(raw >= 0, table[np.clip(raw, 0, table.size - 1)], 0)
 
 
 @dataclass(frozen=True)
@@ -67,11 +89,21 @@ class RankingVocab:
                 "directors": self.directors.size + 1, "cast": self.cast.size + 1,
                 "year_buckets": self.year_edges.size + 2}
 
+    @cached_property
+    def _user_table(self) -> np.ndarray | None:
+        return _lookup_table(self.user_ids)
+
+    @cached_property
+    def _item_table(self) -> np.ndarray | None:
+        return _lookup_table(self.movie_ids)
+
     def user_index(self, raw: np.ndarray) -> np.ndarray:
-        return _index(self.user_ids, raw)
+        """1-based vocabulary index of raw user ids; 0 for users not in the vocabulary."""
+        return _indices(self.user_ids, self._user_table, raw)
 
     def item_index(self, raw: np.ndarray) -> np.ndarray:
-        return _index(self.movie_ids, raw)
+        """1-based vocabulary index of raw movie ids; 0 for unknown movies and for padding (negative ids)."""
+        return _indices(self.movie_ids, self._item_table, raw)
 
     def item_tables(self, items: ItemFeatures) -> dict[str, np.ndarray | None]:
         """Per-item side tables indexed by item vocabulary index (row 0 = unknown): genre indices (padded 0),

@@ -52,14 +52,15 @@ def candidate_rows(store: SequenceStore, engine: RankingFeatureEngine, merged: p
 
 
 def rerank(checkpoints: Mapping[str, RankerCheckpoint], store: SequenceStore, engine: RankingFeatureEngine,
-           merged: pa.Table, users: np.ndarray, *, users_per_chunk: int = 5_000,
+           merged: pa.Table, users: np.ndarray, *, users_per_chunk: int = 5_000, num_threads: int | None = 1,
            progress: Callable[[str], None] | None = None) -> dict[str, pa.Table]:
     """Every candidate of `users` (raw ids with a test start in the store) scored by each checkpoint (the
     feature rows are built once per chunk of users and shared): {name: table of user_id, movie_id, rank
-    (1 = the ranker's best; ties by the merged rank), merged_rank, channels, p_<task>}, sorted by user, rank."""
+    (1 = the ranker's best; ties by the merged rank), merged_rank, channels, p_<task>}, sorted by user, rank.
+    `num_threads`: torch threads while scoring (1: on a shared 2-core machine more threads measured slower)."""
     import pyarrow as pa
 
-    from movielens_assets.core.ranking.trainer import score_table
+    from movielens_assets.core.ranking.trainer import score_table, torch_threads
 
     say = progress or (lambda _msg: None)
     users = np.asarray(users, dtype=np.int64)
@@ -72,7 +73,8 @@ def rerank(checkpoints: Mapping[str, RankerCheckpoint], store: SequenceStore, en
         rows = candidate_rows(store, engine, merged, users[s : s + users_per_chunk], starts[s : s + users_per_chunk])
         u = rows.column("user_id").to_numpy()
         for name, checkpoint in checkpoints.items():
-            scores = score_table(checkpoint, builders[name], rows)
+            with torch_threads(num_threads):
+                scores = score_table(checkpoint, builders[name], rows)
             order = np.lexsort((rows.column("merged_rank").to_numpy(), -scores["watch"], u))
             ranked_users = u[order]
             rank = np.arange(order.size) - np.searchsorted(ranked_users, ranked_users, side="left") + 1

@@ -117,7 +117,7 @@ def predict(model: UnifiedRanker, batches, device: str | torch.device = "cpu"
     probs: dict[str, list[np.ndarray]] = {t: [] for t in model.config.tasks}
     labels: dict[str, list[np.ndarray]] = {"watch": [], "like": [], "user": []}
     model.eval()
-    with torch.no_grad():
+    with torch.inference_mode():
         for batch in batches:
             tb = {k: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v)))
                   for k, v in batch.items()}
@@ -167,6 +167,7 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
 
     import torch
 
+    from movielens_assets.core.ranking.loader import unpack_batch
     from movielens_assets.core.ranking.model import build_optimizers, ranker_loss
 
     say = log or (lambda _msg: None)
@@ -176,11 +177,8 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
     weights = model.config.weights_by_task
     history = TrainingLog(device=str(dev))
     best_gauc, best_state, bad_epochs = -np.inf, None, 0
-    old_threads = torch.get_num_threads()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
     t_start = time.perf_counter()
-    try:
+    with torch_threads(config.num_threads):
         for epoch in range(config.epochs):
             train_stream.set_epoch(epoch)
             loader = torch.utils.data.DataLoader(train_stream, batch_size=None, num_workers=config.num_workers,
@@ -189,8 +187,8 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
             t0 = time.perf_counter()
             total, parts, seen, steps = 0.0, {t: 0.0 for t in model.config.tasks}, 0, 0
             next_log = t0 + 60.0
-            for batch in loader:
-                batch = _to_device(batch, dev)
+            for packed in loader:
+                batch = _to_device(unpack_batch(packed), dev)
                 logits = model(batch)
                 loss, per_task = ranker_loss(logits, batch, weights)
                 optimizers.zero_grad(set_to_none=True)
@@ -227,9 +225,6 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
                     history.stopped_early = True
                     say(f"early stop: validation GAUC did not improve for {bad_epochs} epochs")
                     break
-    finally:
-        if config.num_threads:
-            torch.set_num_threads(old_threads)
     if best_state is not None:
         model.load_state_dict(best_state)
     history.train_seconds = round(time.perf_counter() - t_start, 2)
@@ -377,9 +372,11 @@ def first_rows(batches: list[dict], n: int = CHECK_ROWS) -> dict[str, np.ndarray
     return {k: np.concatenate(v)[:n] for k, v in out.items()}
 
 
-def score_table(checkpoint: RankerCheckpoint, builder: BatchBuilder, table: pa.Table, batch_size: int = 8192
+def score_table(checkpoint: RankerCheckpoint, builder: BatchBuilder, table: pa.Table, batch_size: int = 2048
                 ) -> dict[str, np.ndarray]:
-    """Probabilities per task for every row of `table` (sample-like rows: ids, seq_pos, cut-off, features)."""
+    """Probabilities per task for every row of `table` (sample-like rows: ids, seq_pos, cut-off, features).
+    Batches of 2,048: faster than 8,192 on a CPU (the (B, 50, D) temporaries of larger batches leave the cache;
+    benchmarks/ranker.py)."""
     out: dict[str, list[np.ndarray]] = {t: [] for t in checkpoint.tasks}
     for start in range(0, table.num_rows, batch_size):
         scores = checkpoint.score_batches([builder(table.slice(start, batch_size))])
@@ -408,3 +405,24 @@ def ablation(name: str, model_config: UnifiedRankerConfig, config: TrainConfig
         raise ValueError(f"unknown ablation {name!r}; expected one of {sorted(ABLATIONS)}")
     change = ABLATIONS[name]
     return replace(model_config, **change.get("model", {})), replace(config, **change.get("train", {}))
+
+
+class torch_threads:  # noqa: N801 - a context manager used like a function
+    """`with torch_threads(n):` runs the block with n torch intra-op threads (None: unchanged), then restores."""
+
+    def __init__(self, n: int | None):
+        self.n = n
+        self.old: int | None = None
+
+    def __enter__(self) -> None:
+        import torch
+
+        if self.n:
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc) -> None:
+        import torch
+
+        if self.old is not None:
+            torch.set_num_threads(self.old)

@@ -180,3 +180,30 @@ def test_ablations_and_excluded_features(tiny):
         ablation("no_ranker", SMALL_MODEL, TrainConfig())
     with pytest.raises(ValueError, match="no rows"):
         fit_ranker([], t.store, t.items, SMALL_MODEL, TrainConfig())
+
+
+def test_packed_batches_unpack_to_the_same_inputs(tiny):
+    from movielens_assets.core.ranking.loader import pack_batch, unpack_batch
+
+    t, files = tiny
+    table = pq.read_table(files[0]).slice(0, 40)
+    names = feature_columns(files)
+    builder = BatchBuilder(t.store, RankingVocab.build(t.store, t.items),
+                           Normalizer.fit({n: table.column(n).to_numpy(zero_copy_only=False) for n in names}), 8)
+    batch = builder(table)
+    packed = pack_batch(batch)
+    assert set(packed) == {"ints", "floats", "mask"}
+    out = unpack_batch(packed)
+    assert set(out) == set(batch)
+    for key, value in batch.items():
+        np.testing.assert_array_equal(out[key].numpy(), value, err_msg=key)
+
+
+def test_vocabulary_lookup_tables_equal_the_binary_search():
+    from movielens_assets.core.ranking.data import _index, _indices, _lookup_table
+
+    rng = np.random.default_rng(0)
+    ids = np.unique(rng.integers(1, 300_000, 5_000))
+    raw = np.concatenate([rng.integers(-3, 320_000, 20_000), ids[:5], [ids[-1], ids[-1] + 1, 0, -1]])
+    np.testing.assert_array_equal(_indices(ids, _lookup_table(ids), raw), _index(ids, raw))
+    assert _lookup_table(np.array([10**9])) is None  # too large for a table: the binary search
