@@ -420,13 +420,16 @@ class UnifiedRankerAssetConfig(dg.Config):
     """Run config of `unified_ranker`; defaults from `core.ranking.trainer.TrainConfig` and
     `core.ranking.config.UnifiedRankerConfig`, but for the CPU-sized epoch bound below."""
 
-    epochs: int = 3
+    epochs: int = 8
     max_rows_per_epoch: int | None = 2_000_000
     """Rows per epoch (a fresh shuffle each epoch); None: every training row (~320M at ML-32M scale)."""
+    window_share: float | None = 0.17
+    """Share of window rows per epoch (the rows where the ranker serves: recall candidates and features); the
+    other rows are subsampled to it, afresh each epoch. None: every row, window rows at their natural ~2%."""
     batch_size: int = 1024
     train_role: str = "train"
     """`train`: every non-validation group; `train_window`: the window groups only."""
-    patience: int = 1
+    patience: int = 2
     num_workers: int = 1
     num_threads: int | None = 1
     normalizer_rows: int = 500_000
@@ -437,10 +440,10 @@ class UnifiedRankerAssetConfig(dg.Config):
     lr: float = 1e-3
     seed: int = 0
     ablations: list[str] = ["full_same_budget", "no_din", "no_cross", "single_task", "no_recall_features"]
-    """Ablations trained on the same data with the `ablation_*` budget (`core.ranking.trainer.ABLATIONS`;
-    `full_same_budget` is the full model at that budget, their reference); [] = none."""
-    ablation_epochs: int = 2
-    ablation_max_rows_per_epoch: int | None = 500_000
+    """Ablations trained on the same data, epochs and rows per epoch as the full model but for
+    `ablation_epochs` (`core.ranking.trainer.ABLATIONS`; `full_same_budget` is the full model at that budget,
+    the row to compare them with); [] = none."""
+    ablation_epochs: int = 4
 
 
 def _configs(config: UnifiedRankerAssetConfig):
@@ -450,7 +453,8 @@ def _configs(config: UnifiedRankerAssetConfig):
     model = UnifiedRankerConfig(embed_dim=config.embed_dim, use_din=config.use_din, use_cross=config.use_cross,
                                 task_weights=tuple(config.task_weights), lr=config.lr, seed=config.seed)
     train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, train_role=config.train_role,
-                        max_rows_per_epoch=config.max_rows_per_epoch, patience=config.patience,
+                        max_rows_per_epoch=config.max_rows_per_epoch, window_share=config.window_share,
+                        patience=config.patience,
                         num_workers=config.num_workers, num_threads=config.num_threads,
                         normalizer_rows=config.normalizer_rows, seed=config.seed)
     return model, train
@@ -489,7 +493,7 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
     runs = {"unified_ranker": (model_config, train_config)}
     for name in config.ablations:
         m, t = ablation(name, model_config, train_config)
-        runs[name] = (m, replace(t, epochs=config.ablation_epochs, max_rows_per_epoch=config.ablation_max_rows_per_epoch))
+        runs[name] = (m, replace(t, epochs=config.ablation_epochs))
     metadata: dict[str, Any] = {"device": device}
     summary: dict[str, dict] = {}
     for name, (m, t) in runs.items():
@@ -499,8 +503,8 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
         best = result.log.epochs[result.log.best_epoch - 1] if result.log.best_epoch > 0 else result.log.epochs[-1]
         meta = {"name": name, "data": data, "training_log": result.log.to_dict(), "features": list(result.normalizer.names),
                 "valid": best["valid"], "ablations": [n for n in runs if n != "unified_ranker"]}
-        RankerCheckpoint(result.model, result.vocab, result.normalizer, result.item_tables, t, meta).save(
-            out, first_rows(result.valid_batches))
+        RankerCheckpoint(result.model, result.vocab, result.normalizer, result.item_tables, result.config,
+                         meta).save(out, first_rows(result.valid_batches))
         summary[name] = {"best_epoch": result.log.best_epoch, "valid_gauc": best["valid"]["gauc"],
                          "samples_per_s": best["samples_per_s"], "train_seconds": result.log.train_seconds}
         if name == "unified_ranker":
@@ -513,7 +517,7 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
                 "valid_gauc_watch": float(best["valid"]["gauc"]["watch"]),
                 "parameters": int(sum(p.numel() for p in result.model.parameters())),
                 "model_config": dg.MetadataValue.json(result.model.config.to_dict()),
-                "train_config": dg.MetadataValue.json(t.to_dict()),
+                "train_config": dg.MetadataValue.json(result.config.to_dict()),
                 "path": dg.MetadataValue.path(str(out))})
     check = RankerCheckpoint.verify(ranker_dir(lake, protocol))
     metadata["models"] = dg.MetadataValue.json(summary)

@@ -170,8 +170,7 @@ def test_ranking_eda_reports_every_feature(lake):
 
 
 TINY_RANKER = {"epochs": 1, "max_rows_per_epoch": 20_000, "num_workers": 0, "embed_dim": 8,
-               "ablations": ["full_same_budget", "no_recall_features"], "ablation_epochs": 1,
-               "ablation_max_rows_per_epoch": 5_000}
+               "ablations": ["full_same_budget", "no_recall_features"], "ablation_epochs": 1}
 
 
 def test_the_ranker_its_lists_and_metrics(lake):
@@ -230,3 +229,28 @@ def test_ranking_metrics_check_fails_on_a_broken_file(lake, tmp_path):
     (lake_res.metrics_dir / "ranking.json").write_text('{"dataset": "x"}')
     result = ranking_metrics_complete(lake_res)
     assert not result.passed and "protocol" in result.metadata["missing_keys"].value
+
+
+@pytest.mark.slow
+def test_cli_trains_the_ranker_and_computes_its_metrics(lake, tmp_path):
+    """`dagster asset materialize --select unified_ranker` then `... ranked_recommendations,ranking_metrics`,
+    the real CLI (a run config through --config-json), on the built lake."""
+    import json
+
+    settings, _, _ = lake
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MOVIELENS_DATA_DIR": str(settings.data_dir),
+           "MOVIELENS_DATASET": "synthetic-tiny", "MOVIELENS_RANKING_SHARDS": "3", "MOVIELENS_DEVICE": "cpu"}
+    base = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "movielens_assets.definitions"]
+    config = {"ops": {"unified_ranker": {"config": {**TINY_RANKER, "ablations": []}}}}
+    train = subprocess.run([*base, "--select", "unified_ranker", "--config-json", json.dumps(config)], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    assert "checkpoint_reproduces_validation_scores" in train.stdout + train.stderr
+    metrics = subprocess.run([*base, "--select", "ranked_recommendations,ranking_metrics"], env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert metrics.returncode == 0, metrics.stdout[-3000:] + metrics.stderr[-3000:]
+    report = json.loads((settings.data_dir / "metrics" / "ranking.json").read_text())
+    assert report["ablations"] == {} and report["users"] > 0

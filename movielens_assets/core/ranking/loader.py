@@ -63,6 +63,9 @@ class StreamConfig:
     max_rows: int | None = None
     seed: int = 0
     drop_last: bool = False
+    other_fraction: float = 1.0
+    """Share of the rows OUTSIDE the window groups kept (a fresh seeded draw per epoch): below 1 the epoch is
+    tilted toward the window rows, where the ranker serves; window rows are always kept."""
 
 
 class SampleStream(torch.utils.data.IterableDataset):
@@ -102,7 +105,10 @@ class SampleStream(torch.utils.data.IterableDataset):
             tables = []
             for path, group, _ in units[start : start + max(1, cfg.mix_units)]:
                 t = pq.ParquetFile(path).read_row_group(group, columns=columns)
-                keep = role_mask(t.column("valid").to_numpy(), t.column("in_window").to_numpy(), cfg.role)
+                in_window = t.column("in_window").to_numpy()
+                keep = role_mask(t.column("valid").to_numpy(), in_window, cfg.role)
+                if cfg.other_fraction < 1.0:
+                    keep &= (in_window == 1) | (rng.random(in_window.size) < cfg.other_fraction)
                 if not keep.all():
                     t = t.filter(pa.array(keep))
                 if t.num_rows:

@@ -44,6 +44,12 @@ class TrainConfig:
     batch_size: int = 1024
     train_role: str = "train"
     """Rows trained on: `train` (every non-validation group) or `train_window` (window groups only)."""
+    other_fraction: float = 1.0
+    """Share of the non-window rows kept per epoch (a fresh draw each epoch; window rows always kept)."""
+    window_share: float | None = None
+    """Target share of window rows in an epoch: sets `other_fraction` from the shards' counts (None: use
+    `other_fraction`). The window groups are the rows where the ranker serves (candidates of a recall stage,
+    recall features present); at their natural ~2% the model under-learns them (docs/EVALUATION.md)."""
     max_rows_per_epoch: int | None = None
     """Bound of an epoch (a fresh shuffle of the units each epoch); None: every training row."""
     patience: int = 1
@@ -231,6 +237,26 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
     return history
 
 
+def _other_fraction(units: list[tuple[Path, int, int]], role: str, window_share: float) -> float:
+    """The share of non-window training rows to keep so that window rows make `window_share` of an epoch."""
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.ranking.loader import role_mask
+
+    if not 0.0 < window_share < 1.0:
+        raise ValueError(f"window_share must be in (0, 1), got {window_share}")
+    window = other = 0
+    for path, group, _ in units:
+        t = pq.ParquetFile(path).read_row_group(group, columns=["valid", "in_window"])
+        in_window = t.column("in_window").to_numpy()
+        keep = role_mask(t.column("valid").to_numpy(), in_window, role)
+        window += int((keep & (in_window == 1)).sum())
+        other += int((keep & (in_window == 0)).sum())
+    if other == 0:
+        return 1.0
+    return float(min(1.0, window * (1.0 - window_share) / (window_share * other)))
+
+
 def _valid_batches(units, builder: BatchBuilder, batch_size: int) -> list[dict]:
     from movielens_assets.core.ranking.loader import SampleStream, StreamConfig
 
@@ -246,6 +272,7 @@ class FitResult:
     item_tables: dict[str, np.ndarray | None]
     log: TrainingLog
     valid_batches: list[dict]
+    config: TrainConfig  # as trained: `other_fraction` resolved from `window_share`
 
 
 def fit_ranker(files: Sequence[Path], store: SequenceStore, items: ItemFeatures, model_config: UnifiedRankerConfig,
@@ -262,6 +289,9 @@ def fit_ranker(files: Sequence[Path], store: SequenceStore, items: ItemFeatures,
     if not units:
         raise ValueError("the sample shards hold no rows: materialize `ranking_samples` (every partition) first")
     names = feature_columns(files, config.exclude_features)
+    if config.window_share is not None:
+        config = replace(config, other_fraction=_other_fraction(units, config.train_role, config.window_share))
+        say(f"ranker: window share {config.window_share:.2f} -> {config.other_fraction:.3f} of the other rows per epoch")
     normalizer = fit_normalizer(units, names, config.normalizer_rows, config.seed)
     vocab = RankingVocab.build(store, items)
     tables = vocab.item_tables(items)
@@ -280,10 +310,11 @@ def fit_ranker(files: Sequence[Path], store: SequenceStore, items: ItemFeatures,
         f"({normalizer.width} dense inputs with missing indicators), {sum(int(b['item'].shape[0]) for b in valid):,} "
         f"validation rows; vocab {sizes}")
     stream = SampleStream(units, builder, StreamConfig(batch_size=config.batch_size, role=config.train_role,
-                                                       max_rows=config.max_rows_per_epoch, seed=config.seed))
+                                                       max_rows=config.max_rows_per_epoch, seed=config.seed,
+                                                       other_fraction=config.other_fraction))
     history = train(model, stream, valid, config, device, say)
     model.to("cpu")
-    return FitResult(model, vocab, normalizer, tables, history, valid)
+    return FitResult(model, vocab, normalizer, tables, history, valid, config)
 
 
 # ------------------------------------------------------------------------------------------------ checkpoint

@@ -207,3 +207,28 @@ def test_vocabulary_lookup_tables_equal_the_binary_search():
     raw = np.concatenate([rng.integers(-3, 320_000, 20_000), ids[:5], [ids[-1], ids[-1] + 1, 0, -1]])
     np.testing.assert_array_equal(_indices(ids, _lookup_table(ids), raw), _index(ids, raw))
     assert _lookup_table(np.array([10**9])) is None  # too large for a table: the binary search
+
+
+def test_window_share_tilts_each_epoch_toward_the_window_rows(tiny):
+    from movielens_assets.core.ranking.trainer import _other_fraction
+
+    t, files = tiny
+    units = row_groups(files)
+    tables = [pq.read_table(f) for f in files]
+    window = sum(int(((tb["in_window"].to_numpy() == 1) & (tb["valid"].to_numpy() == 0)).sum()) for tb in tables)
+    other = sum(int(((tb["in_window"].to_numpy() == 0) & (tb["valid"].to_numpy() == 0)).sum()) for tb in tables)
+    fraction = _other_fraction(units, "train", 0.5)
+    assert fraction == pytest.approx(window / other)  # equal numbers of window and other rows
+    assert _other_fraction(units, "train", 0.01) == 1.0  # never more than every row
+    with pytest.raises(ValueError, match="window_share"):
+        _other_fraction(units, "train", 1.0)
+    names = feature_columns(files)
+    builder = BatchBuilder(t.store, RankingVocab.build(t.store, t.items), Normalizer.fit(
+        {n: np.concatenate([tb.column(n).to_numpy(zero_copy_only=False) for tb in tables]) for n in names}), 8)
+    counts = []
+    for epoch in (0, 1):
+        stream = SampleStream(units, builder, StreamConfig(batch_size=10_000, other_fraction=fraction))
+        stream.set_epoch(epoch)
+        seen = [b for b in stream.iterate()]
+        counts.append(sum(b["item"].shape[0] for b in seen))
+    assert all(abs(c - 2 * window) < 0.25 * window for c in counts)  # window rows all kept, others ~ as many
