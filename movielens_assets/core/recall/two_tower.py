@@ -283,31 +283,15 @@ def _build_model(config: TwoTowerConfig, n_users: int, n_items: int, n_genres: i
     return TwoTower()
 
 
-class _Optimizers:
-    """Several torch optimizers stepped as one (SparseAdam for the sparse tables, Adam for the rest)."""
-
-    def __init__(self, *optimizers) -> None:
-        self.optimizers = [o for o in optimizers if o is not None]
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for o in self.optimizers:
-            o.zero_grad(set_to_none=set_to_none)
-
-    def step(self) -> None:
-        for o in self.optimizers:
-            o.step()
-
-
-def _optimizer(model, cfg: TwoTowerConfig) -> _Optimizers:
+def _optimizer(model, cfg: TwoTowerConfig):
     """Adam on the dense parameters; SparseAdam (same lr and betas) on the embedding tables that produce sparse
-    gradients (`cfg.sparse_embeddings`)."""
+    gradients (`cfg.sparse_embeddings`) — `core.nn.optim.DenseSparseOptimizer`."""
     import torch
-    from torch import nn
 
-    sparse_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
-    sparse = [p for p in model.parameters() if id(p) in sparse_ids]
-    dense = [p for p in model.parameters() if id(p) not in sparse_ids]
-    return _Optimizers(
+    from movielens_assets.core.nn.optim import DenseSparseOptimizer, split_parameters
+
+    dense, sparse = split_parameters(model)
+    return DenseSparseOptimizer(
         torch.optim.Adam(dense, lr=cfg.lr, weight_decay=cfg.weight_decay) if dense else None,
         torch.optim.SparseAdam(sparse, lr=cfg.lr) if sparse else None,
     )
