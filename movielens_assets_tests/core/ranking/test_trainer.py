@@ -29,6 +29,13 @@ SMALL_MODEL = UnifiedRankerConfig(embed_dim=8, expert_hidden=(16,), tower_hidden
                                   semantic_rank=4, lr=0.01)
 
 
+def _builder(t, files, tables) -> BatchBuilder:
+    """A batch builder (history length 8) with the normalisation fitted on `tables` (Arrow tables of samples)."""
+    names = feature_columns(files)
+    return BatchBuilder(t.store, RankingVocab.build(t.store, t.items), Normalizer.fit(
+        {n: np.concatenate([tb.column(n).to_numpy(zero_copy_only=False) for tb in tables]) for n in names}), 8)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("trainer")
@@ -86,8 +93,7 @@ def test_batches_gather_the_history_before_the_cut_off(tiny):
     t, files = tiny
     table = pq.read_table(files[0]).slice(0, 50)
     names = feature_columns(files)
-    builder = BatchBuilder(t.store, RankingVocab.build(t.store, t.items),
-                           Normalizer.fit({n: table.column(n).to_numpy(zero_copy_only=False) for n in names}), 8)
+    builder = _builder(t, files, [table])
     batch = builder(table)
     users = table.column("user_id").to_numpy()
     seq = table.column("seq_pos").to_numpy()
@@ -103,10 +109,8 @@ def test_batches_gather_the_history_before_the_cut_off(tiny):
 def test_the_stream_covers_each_role_once_per_epoch_across_workers(tiny):
     t, files = tiny
     units = row_groups(files)
-    names = feature_columns(files)
     tables = [pq.read_table(f) for f in files]
-    builder = BatchBuilder(t.store, RankingVocab.build(t.store, t.items), Normalizer.fit(
-        {n: np.concatenate([tb.column(n).to_numpy(zero_copy_only=False) for tb in tables]) for n in names}), 8)
+    builder = _builder(t, files, tables)
     for role in ("train", "train_window", "valid", "all"):
         expected = sum(int(role_mask(tb.column("valid").to_numpy(), tb.column("in_window").to_numpy(), role).sum())
                        for tb in tables)
@@ -187,10 +191,7 @@ def test_packed_batches_unpack_to_the_same_inputs(tiny):
 
     t, files = tiny
     table = pq.read_table(files[0]).slice(0, 40)
-    names = feature_columns(files)
-    builder = BatchBuilder(t.store, RankingVocab.build(t.store, t.items),
-                           Normalizer.fit({n: table.column(n).to_numpy(zero_copy_only=False) for n in names}), 8)
-    batch = builder(table)
+    batch = _builder(t, files, [table])(table)
     packed = pack_batch(batch)
     assert set(packed) == {"ints", "floats", "mask"}
     out = unpack_batch(packed)
@@ -222,9 +223,7 @@ def test_window_share_tilts_each_epoch_toward_the_window_rows(tiny):
     assert _other_fraction(units, "train", 0.01) == 1.0  # never more than every row
     with pytest.raises(ValueError, match="window_share"):
         _other_fraction(units, "train", 1.0)
-    names = feature_columns(files)
-    builder = BatchBuilder(t.store, RankingVocab.build(t.store, t.items), Normalizer.fit(
-        {n: np.concatenate([tb.column(n).to_numpy(zero_copy_only=False) for tb in tables]) for n in names}), 8)
+    builder = _builder(t, files, tables)
     counts = []
     for epoch in (0, 1):
         stream = SampleStream(units, builder, StreamConfig(batch_size=10_000, other_fraction=fraction))
