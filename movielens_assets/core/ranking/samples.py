@@ -53,8 +53,10 @@ class SamplingConfig:
     """Popularity negatives: drawn among the ratings of this many days before the cut-off."""
     valid_fraction: float = 0.1
     """Share of users whose window samples are held out (`valid` = 1) for the ranker's early stopping."""
-    positives_per_chunk: int = 200_000
-    """Users are processed in chunks of about this many positives (memory bound per shard process)."""
+    positives_per_chunk: int = 50_000
+    """Users are processed in chunks of about this many positives (memory bound per shard process). At the
+    ML-32M shape one shard's private memory is ~1.0 GB at 50k, 1.4 GB at 100k, 2.4 GB at 200k, and smaller
+    chunks were no slower (docs/BENCHMARKS.md, "Ranking samples")."""
     seed: int = 0
 
     def __post_init__(self) -> None:

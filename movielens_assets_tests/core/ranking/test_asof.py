@@ -60,3 +60,23 @@ def test_save_and_memory_mapped_load_answer_the_same(tmp_path):
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1]["r"], b[1]["r"])
     assert isinstance(loaded.composite, np.memmap)
+
+
+def test_sums_restart_at_each_key_and_a_query_after_the_last_event_reads_the_total():
+    keys = np.r_[np.zeros(1000, np.int64), np.ones(3, np.int64), np.full(2, 7)]
+    times = np.r_[np.arange(1000), np.array([5, 6, 7]), np.array([1, 1])]
+    values = np.r_[np.full(1000, 4.5), np.array([0.5, 0.25, 0.125]), np.array([2.0, 3.0])]
+    index = AsOfIndex(keys, times, {"v": values, "vv": np.c_[values, -values]})
+    qk, qt = np.array([1, 1, 1, 0, 0, 7, 7, 5]), np.array([6, 7, 99, 10, 2000, 1, 2, 9])
+    count, sums = index.sums_before(qk, qt)
+    assert count.tolist() == [1, 2, 3, 10, 1000, 0, 2, 0]
+    assert sums["v"].tolist() == [0.5, 0.75, 0.875, 45.0, 4500.0, 0.0, 5.0, 0.0]
+    assert sums["vv"][:, 1].tolist() == (-sums["v"]).tolist()
+
+
+def test_an_index_of_the_old_format_is_refused_with_the_asset_to_rematerialize(tmp_path):
+    index = AsOfIndex(np.array([1, 2]), np.array([1, 2]), {"r": np.array([1.0, 2.0])})
+    index.save(tmp_path / "ix")
+    (tmp_path / "ix" / "meta.json").write_text('{"t0": 1, "values": ["r"]}')
+    with pytest.raises(ValueError, match="format 1.*item_profile"):
+        AsOfIndex.load(tmp_path / "ix")
