@@ -22,6 +22,24 @@ _TIME_BITS = 32
 _TIME_MAX = (1 << _TIME_BITS) - 1
 
 
+def locality_order(values: np.ndarray) -> np.ndarray:
+    """A permutation that puts non-negative int64 `values` in ascending order, up to their low bits: what a
+    batch of searches needs to walk a large sorted array in order (the result of each search does not depend
+    on the order). Each value's index is packed into the low bits of its top bits and the packed keys go
+    through `np.sort` (SIMD, ~5x faster than an `argsort` of the values); exact when value and index bits fit
+    63 bits together, otherwise ties among values equal above the dropped bits."""
+    values = np.asarray(values, dtype=np.int64)
+    n = values.size
+    if n < 2:
+        return np.arange(n, dtype=np.int64)
+    idx_bits = (n - 1).bit_length()
+    shift = max(0, int(values.max()).bit_length() + idx_bits - 63)
+    packed = ((values >> shift) << idx_bits) | np.arange(n, dtype=np.int64)
+    packed.sort()
+    packed &= (1 << idx_bits) - 1
+    return packed
+
+
 class AsOfIndex:
     """Events (key, time, values) answering `count_before(keys, times)` and `sums_before(...)`.
 
@@ -85,7 +103,7 @@ class AsOfIndex:
         sorted order (cache-friendly on a large index: ~5x faster than in random order), then put back."""
         offset = np.clip(np.asarray(times, dtype=np.int64) - self.t0, 0, _TIME_MAX)
         query = (rank << _TIME_BITS) | offset
-        order = np.argsort(query, kind="stable")
+        order = locality_order(query)
         pos = np.empty(query.size, dtype=np.int64)
         pos[order] = np.searchsorted(self.composite, query[order], side="left")
         return pos

@@ -80,3 +80,18 @@ def test_an_index_of_the_old_format_is_refused_with_the_asset_to_rematerialize(t
     (tmp_path / "ix" / "meta.json").write_text('{"t0": 1, "values": ["r"]}')
     with pytest.raises(ValueError, match="format 1.*item_profile"):
         AsOfIndex.load(tmp_path / "ix")
+
+
+def test_locality_order_sorts_and_is_a_permutation():
+    from movielens_assets.core.ranking.asof import locality_order
+
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 1 << 20, 10_000)
+    order = locality_order(small)  # fits 63 bits with the index: exact
+    assert np.array_equal(np.sort(order), np.arange(small.size))
+    assert np.array_equal(small[order], np.sort(small))
+    big = rng.integers(0, 1 << 62, 5_000)  # top bits only: sorted up to the 13 dropped low bits
+    order = locality_order(big)
+    assert np.array_equal(np.sort(order), np.arange(big.size))
+    assert np.all(np.diff(big[order] >> 13) >= 0)
+    assert locality_order(np.zeros(0, np.int64)).size == 0 and locality_order(np.array([5])).tolist() == [0]

@@ -113,3 +113,17 @@ def test_no_history_gives_absent_user_statistics(tiny):
     for name in ("u_mean_rating", "u_std_rating", "u_like_rate", "u_days_since_last", "x_genre_affinity",
                  "x_semantic_sim", "x_rating_dev"):
         assert np.isnan(out[name][0]), name
+
+
+def test_user_cutoff_groups_match_numpy_unique_in_any_row_order():
+    from movielens_assets.core.ranking.features import _groups
+
+    rng = np.random.default_rng(5)
+    users = rng.integers(0, 50, 3000)
+    cutoffs = rng.integers(1_600_000_000, 1_600_000_000 + 40, 3000)
+    pairs, inverse = np.unique(np.stack([users, cutoffs]), axis=1, return_inverse=True)
+    for order in (np.arange(3000), np.lexsort((cutoffs, users))):  # shuffled, then sorted (the boundary path)
+        g_users, g_cutoffs, row_group = _groups(users[order], cutoffs[order])
+        assert np.array_equal(g_users, pairs[0]) and np.array_equal(g_cutoffs, pairs[1])
+        assert np.array_equal(row_group, inverse.reshape(-1)[order])
+    assert _groups(np.zeros(0, np.int64), np.zeros(0, np.int64))[2].size == 0
