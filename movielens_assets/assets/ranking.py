@@ -430,8 +430,12 @@ class UnifiedRankerAssetConfig(dg.Config):
     train_role: str = "train"
     """`train`: every non-validation group; `train_window`: the window groups only."""
     patience: int = 2
-    num_workers: int = 1
-    num_threads: int | None = 1
+    num_workers: int = 0
+    """DataLoader workers (0: batches built in the training process)."""
+    num_threads: int | None = 2
+    """torch threads while training. 2 threads with the batches built in-process trained 1.4x faster than 1
+    thread + 1 loader worker on the 2-core machine (benchmarks/ranker.py, docs/BENCHMARKS.md); with more cores,
+    add loader workers before threads (the model's small matrices gain little from more threads)."""
     normalizer_rows: int = 500_000
     embed_dim: int = 16
     use_din: bool = True
