@@ -25,9 +25,9 @@ _TIME_MAX = (1 << _TIME_BITS) - 1
 def locality_order(values: np.ndarray) -> np.ndarray:
     """A permutation that puts non-negative int64 `values` in ascending order, up to their low bits: what a
     batch of searches needs to walk a large sorted array in order (the result of each search does not depend
-    on the order). Each value's index is packed into the low bits of its top bits and the packed keys go
-    through `np.sort` (SIMD, ~5x faster than an `argsort` of the values); exact when value and index bits fit
-    63 bits together, otherwise ties among values equal above the dropped bits."""
+    on the order). Each value (shifted right as far as needed) and its index are packed into one int64, and the
+    packed keys go through `np.sort` (SIMD, ~5x faster than an `argsort` of the values): exactly sorted when
+    the value's and the index's bits fit 63 together, otherwise sorted up to the bits shifted away."""
     values = np.asarray(values, dtype=np.int64)
     n = values.size
     if n < 2:
