@@ -430,6 +430,9 @@ class UnifiedRankerAssetConfig(dg.Config):
     train_role: str = "train"
     """`train`: every non-validation group; `train_window`: the window groups only."""
     patience: int = 2
+    min_gain_z: float = 2.0
+    """A later epoch becomes the best (the one kept) only when its validation GAUC gain over the best so far,
+    paired over the validation users, exceeds this many standard errors (0: any gain)."""
     num_workers: int = 0
     """DataLoader workers (0: batches built in the training process)."""
     num_threads: int | None = 2
@@ -460,7 +463,7 @@ def _configs(config: UnifiedRankerAssetConfig):
                                 task_weights=tuple(config.task_weights), lr=config.lr, seed=config.seed)
     train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, train_role=config.train_role,
                         max_rows_per_epoch=config.max_rows_per_epoch, window_share=config.window_share,
-                        patience=config.patience,
+                        patience=config.patience, min_gain_z=config.min_gain_z,
                         num_workers=config.num_workers, num_threads=config.num_threads,
                         normalizer_rows=config.normalizer_rows, seed=config.seed)
     return model, train

@@ -169,17 +169,16 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def gauc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
-    """Group AUC (Zhou et al., DIN, 2018): sum over groups g of w_g AUC_g / sum of w_g, with w_g the group's
-    number of samples (impressions), over the groups holding both labels only. Returns (GAUC, groups used).
-
-    Vectorised: one sort by (group, score) with average ranks of ties inside each group."""
+def group_aucs(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-group AUC over the groups holding both labels: (group ids, AUC_g, n_g = the group's samples), groups
+    in ascending id order. Vectorised: one sort by (group, score) with average ranks of ties inside each group."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
     groups = np.asarray(groups)
     if scores.size == 0:
-        return float("nan"), 0
-    _, g = np.unique(groups, return_inverse=True)
+        return groups[:0], np.zeros(0), np.zeros(0)
+    ids, g = np.unique(groups, return_inverse=True)
     order = np.lexsort((scores, g))
     gs, ss, ls = g[order], scores[order], labels[order]
     # average ranks within each group: ties = same group and same score
@@ -190,16 +189,38 @@ def gauc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tuple[fl
     tie_first = np.flatnonzero(new_value)
     tie_last = np.r_[tie_first[1:], gs.size] - 1
     avg_rank = ((pos_in_group[tie_first] + pos_in_group[tie_last]) / 2.0 + 1.0)[tie_id]
-    n_groups = int(g.max()) + 1
+    n_groups = ids.size
     n = np.bincount(gs, minlength=n_groups).astype(np.float64)
     n_pos = np.bincount(gs, weights=ls, minlength=n_groups)
     n_neg = n - n_pos
     rank_sum = np.bincount(gs, weights=avg_rank * ls, minlength=n_groups)
     both = (n_pos > 0) & (n_neg > 0)
-    if not both.any():
-        return float("nan"), 0
     auc_g = (rank_sum[both] - n_pos[both] * (n_pos[both] + 1) / 2.0) / (n_pos[both] * n_neg[both])
-    return float((auc_g * n[both]).sum() / n[both].sum()), int(both.sum())
+    return ids[both], auc_g, n[both]
+
+
+def gauc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
+    """Group AUC (Zhou et al., DIN, 2018): sum over groups g of w_g AUC_g / sum of w_g, with w_g the group's
+    number of samples (impressions), over the groups holding both labels only (`group_aucs`). Returns (GAUC,
+    groups used)."""
+    _, auc_g, n = group_aucs(scores, labels, groups)
+    if auc_g.size == 0:
+        return float("nan"), 0
+    return float((auc_g * n).sum() / n.sum()), int(auc_g.size)
+
+
+def paired_gain(new: np.ndarray, old: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """(weighted mean of new - old, its standard error) over paired per-group values with weights w (e.g. two
+    models' AUC_g on the same groups, w = impressions: the gain in GAUC). SE of the ratio estimator:
+    sqrt(sum w_g^2 (d_g - mean)^2) / sum w_g; (nan, nan) without groups."""
+    new, old, w = (np.asarray(a, dtype=np.float64) for a in (new, old, weights))
+    if new.shape != old.shape or new.shape != w.shape:
+        raise ValueError(f"paired values need equal shapes, got {new.shape}, {old.shape}, {w.shape}")
+    if w.size == 0 or w.sum() <= 0:
+        return float("nan"), float("nan")
+    d = new - old
+    mean = float((w * d).sum() / w.sum())
+    return mean, float(np.sqrt((w**2 * (d - mean) ** 2).sum()) / w.sum())
 
 
 def logloss(probabilities: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> float:

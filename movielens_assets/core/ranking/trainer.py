@@ -2,8 +2,10 @@
 
 - `fit_ranker`: vocabularies and normalisation statistics from the TRAINING rows only, then epochs over the
   streamed shards (`loader.SampleStream`, DataLoader workers gather the histories), SparseAdam for the id
-  tables and Adam for the rest, early stopping on the validation GAUC of `watch` (the best epoch's weights are
-  kept), and a training log (loss per epoch, validation AUC / GAUC / logloss per task, samples/s, device).
+  tables and Adam for the rest, early stopping on the validation GAUC of `watch` (an epoch becomes the best
+  only when its paired gain over the validation users beats `min_gain_z` standard errors; the best epoch's
+  weights are kept), and a training log (loss per epoch, validation AUC / GAUC / logloss per task, the gain
+  over the best epoch with its standard error, samples/s, device).
 - `RankerCheckpoint`: everything needed to score again, in one directory written atomically — weights (item
   side tables included), the model and training configs, vocabularies, normalisation statistics, the data it
   was trained on, the training log, and a fixed set of validation rows with their scores: loading the
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from movielens_assets.core.evaluation.metrics import auc, gauc, logloss
+from movielens_assets.core.evaluation.metrics import auc, gauc, group_aucs, logloss, paired_gain
 from movielens_assets.core.ranking.data import BatchBuilder, Normalizer, RankingVocab
 from movielens_assets.core.ranking.profiles import ItemFeatures
 from movielens_assets.core.ranking.sequences import SequenceStore
@@ -54,6 +56,11 @@ class TrainConfig:
     """Bound of an epoch (a fresh shuffle of the units each epoch); None: every training row."""
     patience: int = 1
     """Epochs without a better validation GAUC (watch) before stopping."""
+    min_gain_z: float = 2.0
+    """An epoch replaces the best one only when its validation GAUC (watch) gain, paired over the validation
+    users (per-user AUC differences, impression-weighted), exceeds `min_gain_z` standard errors (0: any gain).
+    On a few hundred validation users a GAUC moves by ~0.002 between epochs from noise alone; without this
+    rule training kept such noise peaks (docs/EVALUATION.md)."""
     num_workers: int = 1
     """DataLoader worker processes gathering batches (0: in the training process)."""
     num_threads: int | None = None
@@ -167,8 +174,9 @@ class TrainingLog:
 
 def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config: TrainConfig, device: str,
           log: Callable[[str], None] | None = None) -> TrainingLog:
-    """Epochs of `train_stream` (a loader.SampleStream) with early stopping on validation GAUC (watch); the
-    best epoch's weights are loaded back into `model` at the end."""
+    """Epochs of `train_stream` (a loader.SampleStream) with early stopping on validation GAUC (watch: a
+    significant paired gain over the best epoch, `TrainConfig.min_gain_z`); the best epoch's weights are
+    loaded back into `model` at the end."""
     import copy
 
     import torch
@@ -182,7 +190,7 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
     optimizers = build_optimizers(model, model.config)
     weights = model.config.weights_by_task
     history = TrainingLog(device=str(dev))
-    best_gauc, best_state, bad_epochs = -np.inf, None, 0
+    best_users, best_state, bad_epochs = None, None, 0
     t_start = time.perf_counter()
     with torch_threads(config.num_threads):
         for epoch in range(config.epochs):
@@ -222,11 +230,15 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
             say(f"epoch {epoch + 1}/{config.epochs}: loss {entry['loss']:.4f}, {seen:,} samples in {seconds:.0f}s "
                 f"({entry['samples_per_s']:,.0f}/s); valid GAUC watch {g:.4f}, AUC watch "
                 f"{metrics['auc'].get('watch', float('nan')):.4f}, GAUC like {metrics['gauc'].get('like', float('nan')):.4f}")
-            if np.isfinite(g) and g > best_gauc:
-                best_gauc, bad_epochs, history.best_epoch = g, 0, epoch + 1
+            per_user = group_aucs(probs["watch"], labels["watch"], labels["user"]) if "watch" in probs else None
+            better, entry["vs_best"] = _improves(per_user, best_users, config.min_gain_z)
+            if better:
+                best_users, bad_epochs, history.best_epoch = per_user, 0, epoch + 1
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 bad_epochs += 1
+                say(f"epoch {epoch + 1}: not a significant gain over epoch {history.best_epoch} "
+                    f"({_describe(entry['vs_best'])})")
                 if bad_epochs > config.patience:
                     history.stopped_early = True
                     say(f"early stop: validation GAUC did not improve for {bad_epochs} epochs")
@@ -235,6 +247,26 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
         model.load_state_dict(best_state)
     history.train_seconds = round(time.perf_counter() - t_start, 2)
     return history
+
+
+def _improves(new: tuple | None, best: tuple | None, z: float) -> tuple[bool, dict | None]:
+    """Whether an epoch's per-user validation AUCs (`group_aucs` of watch) beat the best epoch's: the first
+    epoch with a finite GAUC always does; later ones when the paired, impression-weighted gain exceeds
+    max(0, z standard errors). Returns (better, {"gain", "se", "z"} or None for the first)."""
+    if new is None or new[1].size == 0:
+        return False, None
+    if best is None:
+        return True, None
+    if new[0].shape != best[0].shape or (new[0] != best[0]).any():
+        raise ValueError("the validation users changed between epochs: paired comparison impossible")
+    gain, se = paired_gain(new[1], best[1], new[2])
+    return bool(gain > 0 and gain > z * se), {"gain": round(gain, 6), "se": round(se, 6), "z": z}
+
+
+def _describe(vs_best: dict | None) -> str:
+    if vs_best is None:
+        return "no validation GAUC"
+    return f"gain {vs_best['gain']:+.4f}, SE {vs_best['se']:.4f}, needs > {vs_best['z']:g} SE"
 
 
 def _other_fraction(units: list[tuple[Path, int, int]], role: str, window_share: float) -> float:

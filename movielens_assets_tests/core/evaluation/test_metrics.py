@@ -118,3 +118,22 @@ def test_gauc_equals_the_per_group_reference_on_random_data():
             ref_num += m.sum() * auc(scores[m], labels[m])
             ref_den += m.sum()
     assert gauc(scores, labels, groups)[0] == pytest.approx(ref_num / ref_den)
+
+
+def test_group_aucs_and_the_paired_gain_by_hand():
+    from movielens_assets.core.evaluation.metrics import group_aucs, paired_gain
+
+    # group 7: its positive (0.2) below both negatives (0.9, 0.5) -> AUC 0; group 3: positive on top -> 1.0;
+    # group 5: no negative -> left out
+    scores = np.array([0.2, 0.9, 0.5, 0.1, 0.8, 0.3, 0.4])
+    labels = np.array([1, 0, 0, 0, 1, 1, 1])
+    groups = np.array([7, 7, 7, 3, 3, 5, 5])
+    ids, aucs, n = group_aucs(scores, labels, groups)
+    assert ids.tolist() == [3, 7] and aucs.tolist() == [1.0, 0.0] and n.tolist() == [2.0, 3.0]
+    # paired gain, weights 2 and 3: d = (0.5 - 1.0, 0.5 - 0.0) = (-0.5, 0.5); mean = (-1 + 1.5) / 5 = 0.1;
+    # SE = sqrt(2^2 (-0.6)^2 + 3^2 (0.4)^2) / 5 = sqrt(1.44 + 1.44) / 5
+    gain, se = paired_gain(np.array([0.5, 0.5]), aucs, n)
+    assert gain == pytest.approx(0.1) and se == pytest.approx(np.sqrt(2.88) / 5)
+    assert np.isnan(paired_gain(np.zeros(0), np.zeros(0), np.zeros(0))[0])
+    with pytest.raises(ValueError, match="equal shapes"):
+        paired_gain(np.zeros(2), np.zeros(3), np.ones(2))

@@ -53,7 +53,9 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fitted(tiny, tmp_path_factory):
     t, files = tiny
-    config = TrainConfig(epochs=8, batch_size=64, num_workers=0, normalizer_rows=10_000, patience=8)
+    # min_gain_z=0: any validation gain makes a new best epoch (the tiny validation set has too few users for
+    # a significant one: with the default rule epoch 1 would stay the best and the test below would see it)
+    config = TrainConfig(epochs=8, batch_size=64, num_workers=0, normalizer_rows=10_000, patience=8, min_gain_z=0.0)
     result = fit_ranker(files, t.store, t.items, SMALL_MODEL, config)
     out = tmp_path_factory.mktemp("ckpt") / "ranker"
     RankerCheckpoint(result.model, result.vocab, result.normalizer, result.item_tables, config,
@@ -138,6 +140,7 @@ def test_a_tiny_training_run_learns_and_logs(fitted, tiny):
     for entry in log.epochs:
         assert entry["samples"] > 0 and entry["samples_per_s"] > 0 and np.isfinite(entry["loss"])
         assert set(entry["valid"]["gauc"]) == {"watch", "like", "like_watched"}
+    assert log.epochs[0]["vs_best"] is None and all(e["vs_best"]["se"] > 0 for e in log.epochs[1:])
     assert log.epochs[-1]["loss"] < 0.8 * log.epochs[0]["loss"]
     # the optimisation works end to end (the streamed batches, both optimizers, the restored best epoch): the
     # training rows are told apart (30 users are too few to measure generalisation; the pipeline's numbers are
@@ -231,3 +234,24 @@ def test_window_share_tilts_each_epoch_toward_the_window_rows(tiny):
         seen = [b for b in stream.iterate()]
         counts.append(sum(b["item"].shape[0] for b in seen))
     assert all(abs(c - 2 * window) < 0.25 * window for c in counts)  # window rows all kept, others ~ as many
+
+
+def test_a_new_best_epoch_needs_a_significant_paired_gain():
+    from movielens_assets.core.ranking.trainer import _improves
+
+    rng = np.random.default_rng(0)
+    users = np.arange(200)
+    n = rng.integers(5, 50, users.size).astype(float)
+    best = (users, rng.uniform(0.6, 0.9, users.size), n)
+    assert _improves(best, None, 2.0) == (True, None)  # the first epoch with a GAUC is the best so far
+    assert _improves((users[:0], np.zeros(0), np.zeros(0)), None, 2.0)[0] is False  # no GAUC at all
+    noise = (users, best[1] + rng.normal(0.002, 0.05, users.size), n)  # +0.002 on average, per-user noise 0.05
+    better, vs = _improves(noise, best, 2.0)
+    assert not better and vs["se"] > 0.002 and vs["z"] == 2.0
+    assert _improves(noise, best, 0.0)[0] is (vs["gain"] > 0)  # z = 0: any gain, the old rule
+    real = (users, best[1] + rng.normal(0.02, 0.05, users.size), n)  # a gain several SE wide
+    better, vs = _improves(real, best, 2.0)
+    assert better and vs["gain"] > 2 * vs["se"]
+    with pytest.raises(ValueError, match="validation users changed"):
+        _improves((users + 1, best[1], n), best, 2.0)
+
