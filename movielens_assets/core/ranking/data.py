@@ -223,7 +223,10 @@ class BatchBuilder:
         """The sample columns a batch reads (`watch` / `like` only where present: rows to score have none)."""
         return ["user_id", "movie_id", "seq_pos", "cutoff_ts", "watch", "like", *self.normalizer.names]
 
-    def __call__(self, table: pa.Table) -> dict[str, np.ndarray]:
+    def __call__(self, table: pa.Table, group_histories: bool = False) -> dict[str, np.ndarray]:
+        """The batch of `table`'s rows. `group_histories`: consecutive rows with the same (user, seq_pos,
+        cut-off) share one history row — `hist_*` get one row per such run and `hist_group` maps rows to them
+        (the model's grouped form; a user's candidates, scored together, then cost one history)."""
         labels = {"watch", "like"}
         col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in self.columns
                if name not in labels or name in table.column_names}
@@ -234,9 +237,19 @@ class BatchBuilder:
         if (store_pos < 0).any():
             raise ValueError(f"user {users[store_pos < 0][0]} of the samples is not in the sequence store "
                              "(samples and store come from different runs: rebuild `user_sequences` and the shards)")
-        movies, ratings, ts, mask = self.store.history(store_pos, col["seq_pos"], self.history_len)
-        gap_days = np.maximum(np.asarray(col["cutoff_ts"], dtype=np.int64)[:, None] - ts, 0) / DAY
+        seq_pos = np.asarray(col["seq_pos"])
+        cutoff = np.asarray(col["cutoff_ts"], dtype=np.int64)
+        extra: dict[str, np.ndarray] = {}
+        if group_histories:
+            starts = np.ones(users.size, bool)
+            starts[1:] = (users[1:] != users[:-1]) | (seq_pos[1:] != seq_pos[:-1]) | (cutoff[1:] != cutoff[:-1])
+            extra["hist_group"] = np.cumsum(starts) - 1
+            first = np.flatnonzero(starts)
+            store_pos, seq_pos, cutoff = store_pos[first], seq_pos[first], cutoff[first]
+        movies, ratings, ts, mask = self.store.history(store_pos, seq_pos, self.history_len)
+        gap_days = np.maximum(cutoff[:, None] - ts, 0) / DAY
         return {
+            **extra,
             "user": self.vocab.user_index(users),
             "item": self.vocab.item_index(col["movie_id"]),
             "hist_items": np.where(mask, self.vocab.item_index(movies), 0),

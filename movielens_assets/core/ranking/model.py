@@ -14,6 +14,7 @@ Input contract (one batch = a dict of tensors on the model's device; B = batch s
 | `hist_mask` | (B, L) bool | True = real entry (the mask, not the id 0, decides what is padding) |
 | `hist_ratings` | (B, L) float32 | stars 0.5 .. 5 of the history entries (0 on padding) |
 | `hist_log_gap` | (B, L) float32 | log1p(days between the history event and the cut-off) (0 on padding) |
+| `hist_group` | (B,) int64, optional | grouped histories: then the four `hist_*` arrays hold G rows (one per distinct history, e.g. one per user when scoring a user's candidates) and row b's history is row `hist_group[b]` |
 | `dense` | (B, F) float32 | already-normalised dense features, F = `config.dense_features` (may be 0 or absent) |
 | `watch`, `like` | (B,) float32 | labels, read by `ranker_loss` only |
 
@@ -46,6 +47,9 @@ Forward:  x_0 = [u, e(candidate), DIN(e(candidate), keys, mask) or masked mean, 
 Cost. Training throughput is measured by `benchmarks/ranker_model.py` (its numbers belong in docs/RANKING.md,
 not here). What it showed, and the design choices it drove — on CPU the step is bound by memory traffic
 (B * L history positions, random rows of the id tables), not by multiply-adds:
+- scoring (no gradients) reads every item representation from one table (`item_table`: all items, once per
+  set of weights), and with `hist_group` computes each distinct history's keys once (a user's ~200
+  candidates share one history);
 - item representations are computed once per DISTINCT item of the batch (candidate + history ids
   deduplicated, `dedup_items`) and gathered back: identical values, far fewer rows on popularity-skewed
   batches (and the 10 samples of one positive share a history);
@@ -251,12 +255,29 @@ class UnifiedRanker(nn.Module):
             self.cross = LowRankCrossNet(d0, c.cross_layers, c.cross_rank)
         self.mmoe = MMoE(d0, c.tasks, c.n_experts, c.expert_hidden, c.tower_hidden, c.activation, c.dropout)
         self.input_dim = d0
+        self._item_table_cache: tuple[tuple, torch.Tensor] | None = None
 
     def item_representation(self, items: torch.Tensor) -> torch.Tensor:
         """e(i) for any shape of item ids: (...) -> (..., D). The only item encoder of the model."""
         return self.items(items)
 
+    def item_table(self) -> torch.Tensor:
+        """e(i) of EVERY item of the vocabulary, (n_items, D), for scoring without gradients: computed once and
+        kept while the item encoder's parameters and buffers are unchanged (keyed by their version counters,
+        which optimizer steps and `load_state_dict` bump), so the validation passes of training see fresh
+        values. Call it under `torch.no_grad()` / `inference_mode()` only."""
+        tensors = [*self.items.parameters(), *self.items.buffers()]
+        key = tuple((t.data_ptr(), t._version, t.device) for t in tensors)
+        cached = self._item_table_cache
+        if cached is None or cached[0] != key:
+            table = self.items(torch.arange(self.config.n_items, device=tensors[0].device))  # (n_items, D)
+            cached = self._item_table_cache = (key, table)
+        return cached[1]
+
     def _candidate_and_history(self, item: torch.Tensor, hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not torch.is_grad_enabled():  # scoring: one lookup in the table of every item (no unique, no encoder)
+            table = self.item_table()
+            return table.index_select(0, item), table.index_select(0, hist.reshape(-1)).reshape(hist.shape + (-1,))
         ids = torch.cat([item.unsqueeze(1), hist], dim=1)  # (B, 1 + L)
         if self.config.dedup_items:
             uniq, inverse = torch.unique(ids, return_inverse=True)  # (U,), (B, 1 + L)
@@ -270,8 +291,8 @@ class UnifiedRanker(nn.Module):
 
     def features(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         user = self.user_emb(batch["user"])  # (B, D)
-        cand, hist = self._candidate_and_history(batch["item"], batch["hist_items"])  # (B, D), (B, L, D)
-        mask = batch["hist_mask"]  # (B, L) bool
+        cand, hist = self._candidate_and_history(batch["item"], batch["hist_items"])  # (B, D), (B|G, L, D)
+        mask = batch["hist_mask"]  # (B|G, L) bool
         ratings = batch["hist_ratings"]
         gap = batch["hist_log_gap"]
         side_in = torch.stack([(ratings - 3.0) / 2.0, gap / 5.0, torch.ones_like(ratings)], dim=-1)  # (B, L, 3)
@@ -279,8 +300,12 @@ class UnifiedRanker(nn.Module):
         # on CPU than nn.Linear(2, D) + add (the weight gradient of a K = 2 matmul over B * L rows is a slow
         # skinny GEMM, and a separate bias costs one more (B, L, D) pass each way)
         w_side = torch.cat([self.hist_side.weight.t(), self.hist_side.bias.unsqueeze(0)])  # (3, D)
-        keys = torch.baddbmm(hist, side_in, w_side.unsqueeze(0).expand(side_in.shape[0], -1, -1))  # (B, L, D)
-        pooled = self.pooling(cand, keys, mask)  # (B, D)
+        keys = torch.baddbmm(hist, side_in, w_side.unsqueeze(0).expand(side_in.shape[0], -1, -1))  # (B|G, L, D)
+        group = batch.get("hist_group")
+        if group is None:
+            pooled = self.pooling(cand, keys, mask)  # (B, D)
+        else:  # grouped histories: (G, L) rows, row b's history is row group[b]; "history" / "keys" stay (G, L, D)
+            pooled = self.pooling.pool_grouped(cand, keys, mask, group)  # (B, D)
         parts = [user, cand, pooled]
         if self.config.dense_features:
             parts.append(batch["dense"])  # (B, F)

@@ -437,12 +437,13 @@ def first_rows(batches: list[dict], n: int = CHECK_ROWS) -> dict[str, np.ndarray
 
 def score_table(checkpoint: RankerCheckpoint, builder: BatchBuilder, table: pa.Table, batch_size: int = 2048
                 ) -> dict[str, np.ndarray]:
-    """Probabilities per task for every row of `table` (sample-like rows: ids, seq_pos, cut-off, features).
+    """Probabilities per task for every row of `table` (sample-like rows: ids, seq_pos, cut-off, features);
+    consecutive rows of one history (a user's candidates) share its keys (`BatchBuilder(group_histories=True)`).
     Batches of 2,048: faster than 8,192 on a CPU (the (B, 50, D) temporaries of larger batches leave the cache;
     benchmarks/ranker.py)."""
     out: dict[str, list[np.ndarray]] = {t: [] for t in checkpoint.tasks}
     for start in range(0, table.num_rows, batch_size):
-        scores = checkpoint.score_batches([builder(table.slice(start, batch_size))])
+        scores = checkpoint.score_batches([builder(table.slice(start, batch_size), group_histories=True)])
         for t, v in scores.items():
             out[t].append(v)
     return {t: np.concatenate(v) if v else np.zeros(0, np.float32) for t, v in out.items()}

@@ -151,6 +151,31 @@ def test_mean_pooling_is_the_masked_mean_and_ignores_the_query():
     assert len(list(pool.parameters())) == 0
 
 
+@pytest.mark.parametrize("activation, hidden", [("relu", (8,)), ("prelu", (8, 5))])
+def test_grouped_pooling_equals_the_gathered_histories(activation, hidden):
+    """Rows sharing a history (a user's candidates): `pool_grouped` over (G, L, D) keys gives forward() of the
+    gathered (B, L, D) keys — for sorted and shuffled rows, uneven groups (a history with no real entry
+    included), a multi-layer attention unit, with gradients, and in the fallback for very uneven groups."""
+    din = _din(hidden=hidden, activation=activation)
+    pool = MeanPooling(4)
+    torch.manual_seed(1)
+    k = torch.randn(5, 7, 4)
+    mask = torch.rand(5, 7) < 0.6
+    mask[3] = False  # an empty history
+    for group in (torch.tensor([0, 0, 0, 1, 2, 2, 3, 3, 4, 4, 4, 4]),  # sorted, uneven
+                  torch.tensor([4, 0, 2, 4, 1, 0, 3, 2, 4, 0, 3, 4]),  # shuffled
+                  torch.tensor([0] * 9 + [1, 2, 3, 4])):  # padding would more than double the rows: fallback
+        q = torch.randn(group.numel(), 4, requires_grad=True)
+        expected = din(q, k[group], mask[group])
+        got = din.pool_grouped(q, k, mask, group)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+        (g_exp,) = torch.autograd.grad(expected.sum(), q)
+        (g_got,) = torch.autograd.grad(got.sum(), q)
+        torch.testing.assert_close(g_got, g_exp, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(pool.pool_grouped(q, k, mask, group), pool(q, k[group], mask[group]))
+    assert din.pool_grouped(torch.zeros(0, 4), k, mask, torch.zeros(0, dtype=torch.long)).shape == (0, 4)
+
+
 # -------------------------------------------------------------------------------------------------- cross
 
 

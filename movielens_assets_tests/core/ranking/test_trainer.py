@@ -255,3 +255,36 @@ def test_a_new_best_epoch_needs_a_significant_paired_gain():
     with pytest.raises(ValueError, match="validation users changed"):
         _improves((users + 1, best[1], n), best, 2.0)
 
+
+def test_scoring_forms_agree_and_the_item_table_follows_the_weights(fitted, tiny):
+    """Scoring (no gradients) reads a cached table of every item and may group the rows of one history; both
+    give the training-time forward's scores, and the cache is rebuilt when the weights change."""
+    import copy
+
+    import torch
+
+    result, _, _ = fitted
+    t, files = tiny
+    model = copy.deepcopy(result.model).eval()  # its weights are changed below
+    table = pq.read_table(files[0]).slice(0, 300).sort_by([("user_id", "ascending"), ("seq_pos", "ascending")])
+    builder = BatchBuilder(t.store, result.vocab, result.normalizer, 8)
+    flat, grouped = builder(table), builder(table, group_histories=True)
+    groups = grouped["hist_group"]
+    assert grouped["hist_items"].shape[0] == groups.max() + 1 < table.num_rows  # histories are shared
+    np.testing.assert_array_equal(grouped["hist_items"][groups], flat["hist_items"])
+    np.testing.assert_array_equal(grouped["hist_log_gap"][groups], flat["hist_log_gap"])
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in flat.items()}
+    with torch.enable_grad():  # the training path: distinct items of the batch through the encoder
+        reference = {k: v.detach() for k, v in model(tensors).items()}
+    with torch.inference_mode():
+        via_table = model(tensors)
+        via_groups = model({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in grouped.items()})
+    for task in model.config.tasks:
+        torch.testing.assert_close(via_table[task], reference[task], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(via_groups[task], via_table[task], rtol=1e-5, atol=1e-5)
+    before = model.item_table()
+    with torch.no_grad():
+        model.items.item_emb.weight[1:] += 0.1  # an in-place update, as an optimizer step makes
+        after = model.item_table()
+        assert not torch.equal(before[1:], after[1:])
+        torch.testing.assert_close(after, model.items(torch.arange(model.config.n_items)))

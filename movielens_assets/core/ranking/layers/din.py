@@ -77,6 +77,44 @@ class DINAttention(nn.Module):
         logits = self.attention_logits(query, keys)  # (B, L)
         return masked_weighted_sum(keys, logits, mask)  # (B, D): sum of a_l k_l over real positions
 
+    def pool_grouped(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, group: torch.Tensor
+                     ) -> torch.Tensor:
+        """`forward` for rows that share histories: query (B, D), keys (G, L, D), mask (G, L), group (B,) int64
+        (row b's history is row group[b]) -> (B, D), the values of forward(query, keys[group], mask[group]).
+
+        The rows of each history are padded to n = the largest group, and everything per position becomes a
+        batched matrix product over the G histories instead of a (B, L, D) gather:
+            h[g, i, l] = a_q[g, i] + k_l A  +  q_i (diag(k_l) W_p^T)     -> one bmm (G, n, D) @ (G, D, L H)
+            pooled[g, i] = sum_l a[g, i, l] k_l                           -> one bmm (G, n, L) @ (G, L, D)
+        (k A once per history). ~3.5x faster than the gather on a CPU when a user's ~200 candidates share one
+        history (benchmarks/ranker.py). When padding would more than double the rows (very uneven groups), the
+        gather and `forward` instead."""
+        n_groups = keys.shape[0]
+        counts = torch.bincount(group, minlength=n_groups)  # (G,)
+        width = int(counts.max()) if group.numel() else 0
+        if n_groups * width > 2 * group.numel():
+            return self.forward(query, keys.index_select(0, group), mask.index_select(0, group))
+        D, L = self.dim, keys.shape[1]
+        w = self.first.weight  # (H, 4D) = [W_q | W_k | W_d | W_p]
+        w_q, w_k, w_d, w_p = w[:, :D], w[:, D : 2 * D], w[:, 2 * D : 3 * D], w[:, 3 * D :]
+        H = w.shape[0]
+        order = torch.argsort(group, stable=True)  # rows by history (already so when scoring)
+        slot = torch.empty_like(group)  # row b's place among its history's rows
+        slot[order] = torch.arange(group.numel(), device=group.device) - (torch.cumsum(counts, 0) - counts)[group[order]]
+        a_q = torch.addmm(self.first.bias, query, (w_q + w_d).t())  # (B, H)
+        q_pad = query.new_zeros(n_groups, width, D)
+        q_pad[group, slot] = query
+        a_pad = query.new_zeros(n_groups, width, 1, H)
+        a_pad[group, slot, 0] = a_q
+        k_w = (keys.transpose(1, 2).unsqueeze(-1) * w_p.t().unsqueeze(1)).reshape(n_groups, D, L * H)  # (G, D, LH)
+        h = torch.bmm(q_pad, k_w).view(n_groups, width, L, H)  # the q * k term
+        h += torch.matmul(keys, (w_k - w_d).t()).unsqueeze(1)  # + k A  (in place: one pass less each)
+        h += a_pad  # (G, n, L, H): the first layer on [q, k, q - k, q * k]
+        h = h.relu_() if isinstance(self.first_act, nn.ReLU) else self.first_act(h)
+        logits = self.rest(h).squeeze(-1)  # (G, n, L)
+        logits = torch.where(mask.unsqueeze(1), logits, torch.zeros((), dtype=logits.dtype, device=logits.device))
+        return torch.bmm(logits, keys)[group, slot]  # (B, D)
+
 
 class MeanPooling(nn.Module):
     """The "no DIN" ablation: the masked mean of the keys (sum / count of real entries; empty rows -> 0).
@@ -90,3 +128,8 @@ class MeanPooling(nn.Module):
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return masked_mean(keys, mask)  # (B, D)
+
+    def pool_grouped(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, group: torch.Tensor
+                     ) -> torch.Tensor:
+        """Histories shared by rows (keys (G, L, D), group (B,)): one mean per history, gathered -> (B, D)."""
+        return masked_mean(keys, mask).index_select(0, group)

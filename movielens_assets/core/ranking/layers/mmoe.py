@@ -64,7 +64,7 @@ class MMoE(nn.Module):
 
     def gate_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per task, the softmax over the experts: {task: (B, E)}, each row sums to 1."""
-        return {t: torch.softmax(self.gates[t](x), dim=-1) for t in self.tasks}
+        return {t: _softmax(self.gates[t](x)) for t in self.tasks}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         experts = self.expert_outputs(x)  # (B, E, H_e)
@@ -73,3 +73,10 @@ class MMoE(nn.Module):
             mixed = (g.unsqueeze(-1) * experts).sum(dim=1)  # (B, H_e) = sum_e g_e f_e(x) (no bmm: see masking.py)
             out[t] = self.towers[t](mixed).squeeze(-1)  # (B,)
         return out
+
+
+def _softmax(z: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension as exp(z - max) / sum: the same values as `torch.softmax`, ~4x faster
+    on a CPU for the gates' few experts per row (its kernel is slow on short rows; benchmarks/ranker.py)."""
+    e = torch.exp(z - z.amax(dim=-1, keepdim=True))
+    return e / e.sum(dim=-1, keepdim=True)
