@@ -52,11 +52,12 @@ thread) is close to the rate on an otherwise idle core, the wall-clock rate is n
   `--score-users` users (by id) of the prepared dir (the same schema and 200 candidates per user as the test
   stage's merged lists; the prepared dir has no test-stage lists), cut-off = each user's test start, an
   untrained full model wrapped in a `RankerCheckpoint` (scoring cost does not depend on the weights), the
-  asset's `users_per_chunk` = 5,000. Timed: `rerank` end to end (candidates/s), then its parts on the same
-  users: `candidate_rows` (the point-in-time features of the candidates), `score_table` (batch building +
-  model) and `BatchBuilder` alone on the same slices, at each of `--score-batches` (8,192: score_table's
-  default, the batch `rerank` scores with; 2,048: smaller (B, L, D) temporaries). `--score-threads`: torch
-  threads (0 = torch's default, what the asset runs with: one per core).
+  asset's `users_per_chunk` = 1,000. Timed: `rerank` end to end (candidates/s) with each of `--score-workers`
+  worker processes (the asset's default: one per core, each with one torch thread; `--score-threads` sets the
+  torch threads of the 1-worker runs), then, for 1 worker, its parts on the same users: `candidate_rows` (the
+  point-in-time features of the candidates), `score_table` (grouped batch building + model) and
+  `BatchBuilder(group_histories=True)` alone on the same slices, at each of `--score-batches` (2,048:
+  score_table's default, the batch `rerank` scores with).
 
 EXTRAPOLATIONS (stated as such, printed under the tables): one ML-32M epoch = 320M samples / the full
 model's measured samples/s; the asset's default training budget at most (8 epochs x 2M rows for the full
@@ -474,7 +475,8 @@ def _score_child(task: dict) -> dict:
 
     r = task["repeat"]
     rerank_s, scored = best(lambda: rerank({"unified_ranker": checkpoint}, store, engine, merged, users,
-                                           users_per_chunk=chunk), r)
+                                           users_per_chunk=chunk, workers=task["workers"],
+                                           num_threads=task["threads"] or None), r)
     rows_n = scored["unified_ranker"].num_rows
     del scored
     u_starts = np.asarray(store.test_start)[store.user_index(users)]
@@ -483,16 +485,16 @@ def _score_child(task: dict) -> dict:
         return [candidate_rows(store, engine, merged, users[i : i + chunk], u_starts[i : i + chunk])
                 for i in range(0, users.size, chunk)]
 
-    features_s, tables = best(features, r)
+    features_s, tables = best(features, r) if task["batches"] else (None, [])
     builder = checkpoint.builder(store)
     by_batch = {}
-    for batch in task["batches"]:  # score_table's default (8192, what rerank uses) and smaller batches
+    for batch in task["batches"]:  # score_table's default (2048, what rerank uses) and others
         score_s, _ = best(lambda b=batch: [score_table(checkpoint, builder, t, b) for t in tables], r)
 
         def build_only(b=batch):
             for t in tables:
                 for i in range(0, t.num_rows, b):
-                    builder(t.slice(i, b))
+                    builder(t.slice(i, b), group_histories=True)
 
         builder_s, _ = best(build_only, r)
         by_batch[str(batch)] = {"score_table_s": round(score_s, 3), "score_table_per_s": round(rows_n / score_s, 1),
@@ -502,7 +504,8 @@ def _score_child(task: dict) -> dict:
             "candidates": rows_n, "users_per_chunk": chunk,
             "merged_rows_total": merged.num_rows, "channels": list(channels), "warmup_s": round(warmup_s, 2),
             "rerank_s": round(rerank_s, 3), "rerank_per_s": round(rows_n / rerank_s, 1),
-            "features_s": round(features_s, 3), "features_per_s": round(rows_n / features_s, 1),
+            "workers": task["workers"], "features_s": features_s and round(features_s, 3),
+            "features_per_s": features_s and round(rows_n / features_s, 1),
             "score_table": by_batch, **s["info"], **_usage()}
 
 
@@ -569,12 +572,15 @@ def main() -> None:
     parser.add_argument("--loader-rows", type=int, default=1_000_000)
     parser.add_argument("--loader-workers", type=int, nargs="*", default=[1], help="DataLoader worker counts")
     parser.add_argument("--normalizer-rows", type=int, default=500_000, help="TrainConfig.normalizer_rows")
-    parser.add_argument("--score-users", type=int, default=2000, help="users re-ranked (~200 candidates each)")
-    parser.add_argument("--score-threads", type=int, nargs="+", default=[0, 1], help="0: torch's default")
-    parser.add_argument("--users-per-chunk", type=int, default=5000, help="rerank's (the asset's default)")
+    parser.add_argument("--score-users", type=int, default=4000, help="users re-ranked (~200 candidates each)")
+    parser.add_argument("--score-workers", type=int, nargs="+", default=[1, 2],
+                        help="rerank worker processes (one torch thread each when > 1; the asset: one per core)")
+    parser.add_argument("--score-threads", type=int, nargs="+", default=[1],
+                        help="torch threads of the 1-worker runs (0: torch's default)")
+    parser.add_argument("--users-per-chunk", type=int, default=1000, help="rerank's (the asset's default)")
     parser.add_argument("--score-repeat", type=int, default=1, help="rounds per scoring measurement (best)")
-    parser.add_argument("--score-batches", type=int, nargs="+", default=[8192, 2048],
-                        help="score_table batch sizes timed (8192: its default, what rerank uses)")
+    parser.add_argument("--score-batches", type=int, nargs="+", default=[2048],
+                        help="score_table batch sizes timed (2048: its default, what rerank uses)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -643,21 +649,24 @@ def main() -> None:
     if "score" in args.only:
         print(f"\n== scoring: rerank() of the first {args.score_users:,} users' merged lists", flush=True)
         rows = []
-        for threads in args.score_threads:
-            task = {**common, "kind": "score", "threads": threads, "users": args.score_users,
+        settings = [(w, t) for w in args.score_workers for t in (args.score_threads if w == 1 else [1])]
+        for workers, threads in settings:
+            task = {**common, "kind": "score", "threads": threads, "workers": workers, "users": args.score_users,
                     "users_per_chunk": args.users_per_chunk, "repeat": args.score_repeat,
-                    "batches": args.score_batches}
-            rows.append(_run(task, logs / f"score-{threads}.log"))
-            print(f"   {rows[-1]['threads']} threads: {rows[-1]['rerank_per_s']:,.0f} candidates/s", flush=True)
+                    "batches": args.score_batches if workers == 1 else []}
+            rows.append(_run(task, logs / f"score-{workers}x{threads}.log"))
+            print(f"   {workers} worker(s) x {rows[-1]['threads']} thread(s): {rows[-1]['rerank_per_s']:,.0f} "
+                  "candidates/s", flush=True)
         results["score"] = rows
-        print("\n| threads | users | candidates | rerank cand/s | vs 200k | candidate_rows cand/s | "
+        print("\n| workers x threads | users | candidates | rerank cand/s | vs 200k | candidate_rows cand/s | "
               "score_table cand/s (BatchBuilder / model only) by batch | peak RSS MB: process / timed part (from) |")
         print("|---|---|---|---|---|---|---|---|")
         for r in rows:
             by_batch = "; ".join(f"{b}: {x['score_table_per_s']:,.0f} ({x['builder_per_s']:,.0f} / "
-                                 f"{x['model_only_per_s']:,.0f})" for b, x in r["score_table"].items())
-            print(f"| {r['threads']} | {r['users']:,} | {r['candidates']:,} | **{r['rerank_per_s']:,.0f}** | "
-                  f"{r['rerank_per_s'] / TARGET_SCORE:.2f}x | {r['features_per_s']:,.0f} | {by_batch} | "
+                                 f"{x['model_only_per_s']:,.0f})" for b, x in r["score_table"].items()) or "-"
+            features = f"{r['features_per_s']:,.0f}" if r["features_per_s"] else "-"
+            print(f"| {r['workers']}x{r['threads']} | {r['users']:,} | {r['candidates']:,} | "
+                  f"**{r['rerank_per_s']:,.0f}** | {r['rerank_per_s'] / TARGET_SCORE:.2f}x | {features} | {by_batch} | "
                   f"{_mem(r)} |")
 
     summary = _summary(results, args)
@@ -707,14 +716,15 @@ def _summary(results: dict, args) -> dict:
                   f"{ASSET_BUDGET_ROWS / rate / 60:.0f} min of training steps (validation excluded); "
                   f"target {TARGET_TRAIN:,}/s: {'met' if rate >= TARGET_TRAIN else 'NOT met'}")
     for r in results.get("score", []):
-        key = f"{r['threads']} threads"
+        key = f"{r['workers']} worker(s) x {r['threads']} thread(s)"
         out.setdefault("score_40m_min", {})[key] = CANDIDATES_32M / r["rerank_per_s"] / 60
         if not full and r is results["score"][0]:
             print("\n### Extrapolations (from the rates above, NOT measured at 32M)\n")
+        parts = (f"; features {CANDIDATES_32M / r['features_per_s'] / 60:.1f} min, {_score_min(r)}"
+                 if r["features_per_s"] else "")
         print(f"- scoring {key}: {CANDIDATES_32M / 1e6:.0f}M candidates (200k users x 200) at "
               f"{r['rerank_per_s']:,.0f}/s end to end = **{CANDIDATES_32M / r['rerank_per_s'] / 60:.1f} min** "
-              f"(extrapolated; features {CANDIDATES_32M / r['features_per_s'] / 60:.1f} min, "
-              f"{_score_min(r)}); target {TARGET_SCORE:,}/s: "
+              f"(extrapolated{parts}); target {TARGET_SCORE:,}/s: "
               f"{'met' if r['rerank_per_s'] >= TARGET_SCORE else 'NOT met'}")
     return out
 

@@ -536,9 +536,13 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
 
 class RankedRecommendationsConfig(dg.Config):
     top_n: int = 50
-    users_per_chunk: int = 5_000
+    users_per_chunk: int = 1_000
+    """Users whose candidates are featurised and scored together (~200 rows each; a worker's unit of work)."""
+    workers: int | None = None
+    """Processes scoring chunks in parallel, one torch thread each (None: one per CPU core; 1: in the asset's
+    process). 2 processes on 2 cores scored ~2x one (benchmarks/ranker.py, docs/BENCHMARKS.md)."""
     num_threads: int | None = 1
-    """torch threads while scoring (None: torch's default; 2 measured slower than 1 on a busy 2-core box)."""
+    """torch threads while scoring when `workers` is 1 (None: torch's default)."""
 
 
 @dg.asset(group_name=GROUP, deps=[unified_ranker, recall.recall_candidates], kinds={"pytorch", "parquet"})
@@ -567,7 +571,7 @@ def ranked_recommendations(context: dg.AssetExecutionContext, config: RankedReco
         users = recall.load_targets(con, recall.stages(lake, protocol)[0])[0]
     start = time.perf_counter()
     scored = rerank({"unified_ranker": checkpoint}, store, engine, merged, users, users_per_chunk=config.users_per_chunk,
-                    num_threads=config.num_threads, progress=context.log.info)["unified_ranker"]
+                    workers=config.workers, num_threads=config.num_threads, progress=context.log.info)["unified_ranker"]
     seconds = time.perf_counter() - start
     top = scored.filter(pc.less_equal(scored["rank"], config.top_n))
     out = recommendations_dir(lake, protocol)
@@ -641,7 +645,8 @@ def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsCon
         checkpoints = {n: RankerCheckpoint.load(d) for n, d in present.items()}
         store, engine = _load_engine(lake, protocol, tuple(channels))
         full_merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED))
-        for name, table in rerank(checkpoints, store, engine, full_merged, users, progress=context.log.info).items():
+        for name, table in rerank(checkpoints, store, engine, full_merged, users, workers=None,
+                                  progress=context.log.info).items():
             a_cls, a_final = evaluate_scored(table)
             ablations[name] = {"auc": a_cls["auc"], "gauc": a_cls["gauc"], "logloss": a_cls["logloss"],
                                "final": headline(a_final)}

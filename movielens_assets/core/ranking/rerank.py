@@ -3,11 +3,13 @@
 For every user of a recall stage (last_n's test users: their merged top-200 list), each candidate becomes a
 sample-like row — cut-off = the user's test start, `seq_pos` = the user's source rows before it, the same
 point-in-time features as the training samples, the recall features from the stage's merged list — built a
-chunk of users at a time. `rerank` scores them (checkpoint) and orders each user's list by the ranker.
+chunk of users at a time. `rerank` scores them (checkpoint) and orders each user's list by the ranker, chunks
+in parallel worker processes (one torch thread each).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -52,29 +54,67 @@ def candidate_rows(store: SequenceStore, engine: RankingFeatureEngine, merged: p
 
 
 def rerank(checkpoints: Mapping[str, RankerCheckpoint], store: SequenceStore, engine: RankingFeatureEngine,
-           merged: pa.Table, users: np.ndarray, *, users_per_chunk: int = 5_000, num_threads: int | None = 1,
-           progress: Callable[[str], None] | None = None) -> dict[str, pa.Table]:
+           merged: pa.Table, users: np.ndarray, *, users_per_chunk: int = 1_000, workers: int | None = 1,
+           num_threads: int | None = 1, progress: Callable[[str], None] | None = None) -> dict[str, pa.Table]:
     """Every candidate of `users` (raw ids with a test start in the store) scored by each checkpoint (the
     feature rows are built once per chunk of users and shared): {name: table of user_id, movie_id, rank
     (1 = the ranker's best; ties by the merged rank), merged_rank, channels, p_<task>}, sorted by user, rank.
-    `num_threads`: torch threads while scoring (1: on a shared 2-core machine more threads measured slower)."""
-    import pyarrow as pa
 
-    from movielens_assets.core.ranking.trainer import score_table, torch_threads
+    `workers` processes score chunks in parallel (None: one per CPU core; 1: in this process), each with ONE
+    torch thread (the model's small matrices gain little from intra-op threads, the features none at all;
+    forked workers share the loaded inputs copy-on-write). `num_threads`: torch threads when `workers` is 1."""
+    import multiprocessing as mp
+
+    import pyarrow as pa
 
     say = progress or (lambda _msg: None)
     users = np.asarray(users, dtype=np.int64)
     starts = np.asarray(store.test_start)[store.user_index(users)]
     if (starts == NO_TIME).any():
         raise ValueError(f"user {users[starts == NO_TIME][0]} has no test start")
-    builders = {name: ck.builder(store) for name, ck in checkpoints.items()}
+    bounds = [(s, min(s + users_per_chunk, users.size)) for s in range(0, users.size, users_per_chunk)]
+    workers = min(workers or os.cpu_count() or 1, len(bounds))
+    job = _RerankJob(dict(checkpoints), store, engine, merged, users, starts)
     parts: dict[str, list[pa.Table]] = {name: [] for name in checkpoints}
-    for s in range(0, users.size, users_per_chunk):
-        rows = candidate_rows(store, engine, merged, users[s : s + users_per_chunk], starts[s : s + users_per_chunk])
+    if workers <= 1:
+        results = (job.run(b, num_threads) for b in bounds)
+        pool = None
+    else:  # fork: the children inherit `job` (nothing is pickled but the chunk bounds and the results)
+        pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(job,))
+        results = pool.imap(_run_in_worker, bounds)
+    try:
+        for (_, stop), scored in zip(bounds, results, strict=True):
+            for name, table in scored.items():
+                parts[name].append(table)
+            say(f"re-ranked {stop:,}/{users.size:,} users")
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return {name: pa.concat_tables(tables) for name, tables in parts.items() if tables}
+
+
+class _RerankJob:
+    """The inputs of one `rerank` call and the work on one chunk of its users."""
+
+    def __init__(self, checkpoints: dict, store: SequenceStore, engine: RankingFeatureEngine, merged: pa.Table,
+                 users: np.ndarray, starts: np.ndarray):
+        self.checkpoints, self.store, self.engine, self.merged = checkpoints, store, engine, merged
+        self.users, self.starts = users, starts
+        self.builders = {name: ck.builder(store) for name, ck in checkpoints.items()}
+
+    def run(self, bounds: tuple[int, int], num_threads: int | None) -> dict[str, pa.Table]:
+        import pyarrow as pa
+
+        from movielens_assets.core.ranking.trainer import score_table, torch_threads
+
+        lo, hi = bounds
+        rows = candidate_rows(self.store, self.engine, self.merged, self.users[lo:hi], self.starts[lo:hi])
         u = rows.column("user_id").to_numpy()
-        for name, checkpoint in checkpoints.items():
+        out = {}
+        for name, checkpoint in self.checkpoints.items():
             with torch_threads(num_threads):
-                scores = score_table(checkpoint, builders[name], rows)
+                scores = score_table(checkpoint, self.builders[name], rows)
             order = np.lexsort((rows.column("merged_rank").to_numpy(), -scores["watch"], u))
             ranked_users = u[order]
             rank = np.arange(order.size) - np.searchsorted(ranked_users, ranked_users, side="left") + 1
@@ -83,6 +123,21 @@ def rerank(checkpoints: Mapping[str, RankerCheckpoint], store: SequenceStore, en
                     "rank": pa.array(rank.astype(np.int32)), "merged_rank": rows.column("merged_rank").take(take),
                     "channels": rows.column("channels").take(take)}
             cols.update({f"p_{t}": pa.array(v[order].astype(np.float32)) for t, v in scores.items()})
-            parts[name].append(pa.table(cols))
-        say(f"re-ranked {min(s + users_per_chunk, users.size):,}/{users.size:,} users")
-    return {name: pa.concat_tables(tables) for name, tables in parts.items() if tables}
+            out[name] = pa.table(cols)
+        return out
+
+
+_JOB: _RerankJob | None = None
+
+
+def _init_worker(job: _RerankJob) -> None:
+    import torch
+
+    global _JOB
+    torch.set_num_threads(1)  # before any parallel region: a forked OpenMP pool must not be used
+    _JOB = job
+
+
+def _run_in_worker(bounds: tuple[int, int]) -> dict[str, pa.Table]:
+    assert _JOB is not None, "worker not initialised"
+    return _JOB.run(bounds, None)

@@ -87,7 +87,7 @@ def test_rerank_orders_each_users_candidates_by_the_ranker(tmp_path):
         tasks = ("watch",)
 
         def builder(self, store):
-            return lambda table: {"movie": table.column("movie_id").to_numpy()}
+            return lambda table, group_histories=False: {"movie": table.column("movie_id").to_numpy()}
 
         def score_batches(self, batches):
             return {"watch": np.concatenate([b["movie"] / 100.0 for b in batches])}
@@ -97,3 +97,6 @@ def test_rerank_orders_each_users_candidates_by_the_ranker(tmp_path):
         mine = out.filter(pa.compute.equal(out["user_id"], int(u)))
         assert mine["rank"].to_pylist() == list(range(1, 16))
         assert mine["movie_id"].to_pylist() == sorted(mine["movie_id"].to_pylist(), reverse=True)
+    # chunks scored by two forked worker processes give the same table, in the same order
+    parallel = rerank({"fake": Fake()}, t.store, t.engine, merged, users, users_per_chunk=2, workers=2)["fake"]
+    assert parallel.equals(out)
