@@ -105,7 +105,8 @@ def run(selection: str | None = None, workers: int = 2) -> DemoResult:
 
 def recall_table(report: dict) -> str:
     """The headline of `metrics/recall.json` as a plain-text table: every channel under every protocol."""
-    head = f"{'protocol':<12} {'channel':<18} {'users':>6} {'Recall@20':>9} {'NDCG@20':>8} {'Recall@100':>10}  95% CI @100"
+    head = (f"{'protocol':<12} {'channel':<18} {'users':>6} {'Recall@20':>9} {'NDCG@20':>8} {'Recall@100':>10}"
+            "  95% CI @100")
     lines = [head, "-" * len(head)]
     for protocol, body in report["protocols"].items():
         for channel, m in body["channels"].items():

@@ -13,7 +13,8 @@ from movielens_assets.resources import DataLake
 def _users_with_earlier_rows(con, earlier: Path, later: Path) -> int:
     """Users with a row in `later` older than one of their rows in `earlier`."""
     (n,) = con.execute(
-        f"""SELECT count(*) FROM (SELECT user_id, max(timestamp) AS t FROM read_parquet({sql_str(earlier)}) GROUP BY 1) a
+        f"""SELECT count(*)
+            FROM (SELECT user_id, max(timestamp) AS t FROM read_parquet({sql_str(earlier)}) GROUP BY 1) a
             JOIN (SELECT user_id, min(timestamp) AS t FROM read_parquet({sql_str(later)}) GROUP BY 1) b USING (user_id)
             WHERE b.t < a.t"""
     ).fetchone()

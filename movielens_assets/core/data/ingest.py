@@ -322,10 +322,12 @@ _ROW_RULE_ERROR = "movielens-ingest: a row breaks a NOT NULL or rating-domain ru
 def _guarded(spec: CsvTable, select: str) -> str:
     """`select` that raises `_ROW_RULE_ERROR` on the first row with a NULL required field or (ratings) a
     rating off the half-star domain -- evaluated inside the parallel COPY pipeline."""
-    conds = [f"{c} IS NULL" for c in spec.not_null] + ([f"({quality.BAD_RATING_SQL})"] if spec.name == "ratings" else [])
+    conds = ([f"{c} IS NULL" for c in spec.not_null]
+             + ([f"({quality.BAD_RATING_SQL})"] if spec.name == "ratings" else []))
     if not conds:
         return select
-    return f"SELECT * FROM ({select}) WHERE CASE WHEN {' OR '.join(conds)} THEN error({sql_str(_ROW_RULE_ERROR)}) ELSE true END"
+    return (f"SELECT * FROM ({select}) WHERE CASE WHEN {' OR '.join(conds)} "
+            f"THEN error({sql_str(_ROW_RULE_ERROR)}) ELSE true END")
 
 
 def _drop_rejects(con: duckdb.DuckDBPyConnection, rejects: str) -> None:

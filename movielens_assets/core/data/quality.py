@@ -66,7 +66,6 @@ def _prefetched_int_columns(path: str | os.PathLike[str], columns: list[str], ba
     import queue
     import threading
 
-    import numpy as np
     import pyarrow.parquet as pq
 
     done = object()
@@ -131,7 +130,8 @@ def duplicate_pairs(
         bits = max(o_max - o_min, 1).bit_length()
         g_span = int(g[-1]) - int(g[0])  # g is sorted
         if g.dtype.itemsize <= 4 and o.dtype.itemsize <= 4 and o_min >= 0 and g_span < (1 << (32 - bits)):
-            key = ((g - g[0]).astype(np.uint32, copy=False) << np.uint32(bits)) | (o - o_min).astype(np.uint32, copy=False)
+            key = (((g - g[0]).astype(np.uint32, copy=False) << np.uint32(bits))
+                   | (o - o_min).astype(np.uint32, copy=False))
         else:
             key = (g.astype(np.int64) << 32) | (o.astype(np.int64) & 0xFFFFFFFF)
         key.sort()

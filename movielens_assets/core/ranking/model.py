@@ -14,9 +14,12 @@ Input contract (one batch = a dict of tensors on the model's device; B = batch s
 | `hist_mask` | (B, L) bool | True = real entry (the mask, not the id 0, decides what is padding) |
 | `hist_ratings` | (B, L) float32 | stars 0.5 .. 5 of the history entries (0 on padding) |
 | `hist_log_gap` | (B, L) float32 | log1p(days between the history event and the cut-off) (0 on padding) |
-| `hist_group` | (B,) int64, optional | grouped histories: then the four `hist_*` arrays hold G rows (one per distinct history, e.g. one per user when scoring a user's candidates) and row b's history is row `hist_group[b]` |
+| `hist_group` | (B,) int64, optional | grouped histories (below): row b's history is row `hist_group[b]` |
 | `dense` | (B, F) float32 | already-normalised dense features, F = `config.dense_features` (may be 0 or absent) |
 | `watch`, `like` | (B,) float32 | labels, read by `ranker_loss` only |
+
+With `hist_group` (grouped histories) the four `hist_*` arrays hold G rows, one per distinct history (e.g.
+one per user when scoring a user's candidates), and row b's history is row `hist_group[b]`.
 
 `hist_items` hold the user's items strictly before the sample's cut-off, oldest first, right-aligned: the
 most recent at position L - 1, padding on the left.
@@ -83,7 +86,6 @@ from movielens_assets.core.ranking.config import TASKS, UnifiedRankerConfig  # n
 from movielens_assets.core.ranking.layers.cross import CrossNet, LowRankCrossNet
 from movielens_assets.core.ranking.layers.din import DINAttention, MeanPooling
 from movielens_assets.core.ranking.layers.mmoe import MMoE
-
 
 
 def _as_tensor(a, dtype: torch.dtype) -> torch.Tensor:

@@ -16,8 +16,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from movielens_assets.core.evaluation.metrics import auc, bootstrap_ci, gauc, logloss, per_user_metrics, \
-    rec_matrix_from_ranks, relevance_matrix
+from movielens_assets.core.evaluation.metrics import (
+    auc,
+    bootstrap_ci,
+    gauc,
+    logloss,
+    per_user_metrics,
+    rec_matrix_from_ranks,
+    relevance_matrix,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa

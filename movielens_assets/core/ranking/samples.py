@@ -311,7 +311,8 @@ def write_shard(out_dir: Path, *, store: SequenceStore, engine: RankingFeatureEn
                 sources += np.bincount(table.column("neg_source").to_numpy(), minlength=4)[:4]
                 if time.perf_counter() - last_log > 30 or positives + skipped == total:
                     dt = time.perf_counter() - start
-                    say(f"shard {shard:02d}: {positives:,}/{total:,} positives, {rows:,} rows ({rows / dt:,.0f} rows/s)")
+                    say(f"shard {shard:02d}: {positives:,}/{total:,} positives, {rows:,} rows "
+                        f"({rows / dt:,.0f} rows/s)")
                     last_log = time.perf_counter()
             if writer is None:  # no user in this shard: one typed, empty file
                 empty = _empty_table(engine).replace_schema_metadata(kv)

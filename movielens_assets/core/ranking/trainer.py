@@ -139,7 +139,10 @@ def predict(model: UnifiedRanker, batches, device: str | torch.device = "cpu"
                 probs[t].append(torch.sigmoid(z).float().cpu().numpy())
             for k in labels:
                 labels[k].append(tb[k].numpy())
-    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))
+
+    def cat(xs: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(xs) if xs else np.zeros(0)
+
     return {t: cat(v) for t, v in probs.items()}, {k: cat(v) for k, v in labels.items()}
 
 
@@ -229,7 +232,8 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
             g = metrics["gauc"].get("watch", float("nan"))
             say(f"epoch {epoch + 1}/{config.epochs}: loss {entry['loss']:.4f}, {seen:,} samples in {seconds:.0f}s "
                 f"({entry['samples_per_s']:,.0f}/s); valid GAUC watch {g:.4f}, AUC watch "
-                f"{metrics['auc'].get('watch', float('nan')):.4f}, GAUC like {metrics['gauc'].get('like', float('nan')):.4f}")
+                f"{metrics['auc'].get('watch', float('nan')):.4f}, "
+                f"GAUC like {metrics['gauc'].get('like', float('nan')):.4f}")
             per_user = group_aucs(probs["watch"], labels["watch"], labels["user"]) if "watch" in probs else None
             better, entry["vs_best"] = _improves(per_user, best_users, config.min_gain_z)
             if better:
@@ -323,7 +327,8 @@ def fit_ranker(files: Sequence[Path], store: SequenceStore, items: ItemFeatures,
     names = feature_columns(files, config.exclude_features)
     if config.window_share is not None:
         config = replace(config, other_fraction=_other_fraction(units, config.train_role, config.window_share))
-        say(f"ranker: window share {config.window_share:.2f} -> {config.other_fraction:.3f} of the other rows per epoch")
+        say(f"ranker: window share {config.window_share:.2f} -> {config.other_fraction:.3f} "
+            "of the other rows per epoch")
     normalizer = fit_normalizer(units, names, config.normalizer_rows, config.seed)
     vocab = RankingVocab.build(store, items)
     tables = vocab.item_tables(items)

@@ -501,8 +501,9 @@ class TwoTowerRecall(BaseRecall):
             self.item_vectors_ = self._encode_items()
             self.index_ = AnnIndex.build(self.item_vectors_, cfg.ann)
             self.training_log_ = {
-                "loss_per_epoch": losses, "epochs": cfg.epochs, "examples": int(n), "examples_per_epoch": int(per_epoch),
-                "train_seconds": round(train_s, 3), "examples_per_s": round(cfg.epochs * per_epoch / max(train_s, 1e-9), 1),
+                "loss_per_epoch": losses, "epochs": cfg.epochs, "examples": int(n),
+                "examples_per_epoch": int(per_epoch), "train_seconds": round(train_s, 3),
+                "examples_per_s": round(cfg.epochs * per_epoch / max(train_s, 1e-9), 1),
                 "index_seconds": round(time.perf_counter() - t0 - train_s, 3), "device": str(dev),
                 "index_kind": self.index_.kind, "sparse_embeddings": cfg.sparse_embeddings,
             }

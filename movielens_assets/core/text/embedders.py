@@ -486,7 +486,7 @@ class OpenAIEmbedder:
                     async with session.post(c.url, json=payload) as resp:
                         status, headers = resp.status, resp.headers
                         body = await resp.read()
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     last = f"{type(exc).__name__}: {self.scrub(str(exc))[:200]}"
                 finally:
                     self._in_flight -= 1

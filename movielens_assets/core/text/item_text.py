@@ -226,7 +226,10 @@ def build_item_texts(
         if out_path.is_file():
             changes = diff_item_texts(con, out_path, tmp)
     con.execute("DROP TABLE _item_text")
-    share = (lambda n: round(n / rows, 4) if rows else 0.0)
+
+    def share(n: int) -> float:
+        return round(n / rows, 4) if rows else 0.0
+
     stats = {
         "with_tmdb": int(with_tmdb), "with_tmdb_share": share(with_tmdb),
         "with_overview": int(with_overview), "with_overview_share": share(with_overview),
@@ -247,4 +250,4 @@ def diff_item_texts(con: duckdb.DuckDBPyConnection, old: Path, new: Path) -> dic
             FULL OUTER JOIN (SELECT movie_id, text_hash FROM read_parquet({sql_str(new)})) n
             ON o.movie_id = n.movie_id"""
     ).fetchone()
-    return dict(zip(("new", "changed", "unchanged", "removed"), (int(v) for v in row)))
+    return dict(zip(("new", "changed", "unchanged", "removed"), (int(v) for v in row), strict=True))

@@ -93,7 +93,9 @@ def _pk(name: str, typ: pa.DataType, doc: str = "") -> Column:
 
 
 def _fk(cols: str | tuple[str, ...], table: str, ref: str | tuple[str, ...], where: str | None = None):
-    as_tuple = (lambda v: (v,) if isinstance(v, str) else tuple(v))
+    def as_tuple(v: str | tuple[str, ...]) -> tuple[str, ...]:
+        return (v,) if isinstance(v, str) else tuple(v)
+
     return ForeignKey(as_tuple(cols), table, as_tuple(ref), where)
 
 
@@ -489,9 +491,9 @@ class _Flattener:
                                ("backdrop_path", coll.get("backdrop_path"))):
                 c[col].append(value)
 
-        for kind, key, id_key, path, items in (
-            ("genre", "genres", "genre_id", "genres[]", self._list(tmdb_id, payload, "genres", "genres")),
-            ("keyword", "keywords", "keyword_id", "keywords.keywords[]", self._keywords(tmdb_id, payload)),
+        for kind, id_key, path, items in (
+            ("genre", "genre_id", "genres[]", self._list(tmdb_id, payload, "genres", "genres")),
+            ("keyword", "keyword_id", "keywords.keywords[]", self._keywords(tmdb_id, payload)),
         ):
             buf = b[kind]
             for pos, item in enumerate(items):
