@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from movielens_assets.core.data import quality
 from movielens_assets.core.data.atomic import atomic_path
-from movielens_assets.core.data.duck import parquet_row_count, sql_str
+from movielens_assets.core.data.duck import one_row, parquet_row_count, sql_str
 from movielens_assets.core.data.errors import DataValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -176,7 +176,7 @@ def check_header(spec: CsvTable, csv_path: Path) -> None:
 
 
 def _raise_rejects(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, rejects: str) -> None:
-    n_lines, = con.execute(f"SELECT count(DISTINCT line) FROM {rejects}_errors").fetchone()
+    n_lines, = one_row(con.execute(f"SELECT count(DISTINCT line) FROM {rejects}_errors"))
     if not n_lines:
         return
     rows = con.execute(

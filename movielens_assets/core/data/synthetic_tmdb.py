@@ -999,7 +999,7 @@ def _chunk_payloads(
         if extra_country[i] and int(extra_c[i]) != ci_country:
             countries.append(int(extra_c[i]))
         spoken = [lang] + (["en"] if lang != "en" and rel_r[i, 3] < 0.3 else [])
-        comps = []
+        comps: list[dict[str, Any]] = []
         for k in range(int(n_comp[i])):
             src = comp_by_country[countries[k % len(countries)]]
             if src.size == 0 or comp_r[i, k] < 0.15:

@@ -123,6 +123,13 @@ class ItemEncoder(nn.Module):
     forward(items (...) int64) -> (..., D).
     """
 
+    # buffers registered in __init__ / _register_bag (the bag ones only when that part exists)
+    item_side: torch.Tensor
+    item_directors: torch.Tensor
+    item_directors_weights: torch.Tensor
+    item_cast: torch.Tensor
+    item_cast_weights: torch.Tensor
+
     def __init__(
         self,
         config: UnifiedRankerConfig,
@@ -201,7 +208,7 @@ class ItemEncoder(nn.Module):
 
     def side_matrix(self) -> torch.Tensor:
         """The stacked (V, D) matrix [E_genre; E_year; W_sem^T] matching the columns of `item_side`."""
-        mats = [self.genre_table, self.year_table]
+        mats: list[torch.Tensor] = [self.genre_table, self.year_table]
         if self.semantic_proj is not None:
             mats.append(self.semantic_proj.weight.t())
         return torch.cat(mats, dim=0)  # (V, D)
@@ -332,6 +339,7 @@ def ranker_loss(
     weights = task_weights or {}
     parts = {t: nn.functional.binary_cross_entropy_with_logits(z, batch[t].to(z.dtype)) for t, z in logits.items()}
     total = sum(float(weights.get(t, 1.0)) * loss for t, loss in parts.items())
+    assert isinstance(total, torch.Tensor), "logits holds at least one task"
     return total, parts
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -148,7 +148,7 @@ def predict(model: UnifiedRanker, batches, device: str | torch.device = "cpu"
 
 def classification_metrics(probs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict:
     """AUC, GAUC (per user) and logloss per task; for `like` also among watched rows only."""
-    out: dict[str, dict[str, float]] = {"auc": {}, "gauc": {}, "logloss": {}}
+    out: dict[str, Any] = {"auc": {}, "gauc": {}, "logloss": {}}  # {metric: {task: value}} and "rows"
     for task, p in probs.items():
         y, users = labels[task], labels["user"]
         out["auc"][task] = auc(p, y)
@@ -224,10 +224,10 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
             seconds = time.perf_counter() - t0
             probs, labels = predict(model, valid_batches, dev)
             metrics = classification_metrics(probs, labels)
-            entry = {"epoch": epoch + 1, "loss": total / max(seen, 1),
-                     "loss_by_task": {t: v / max(seen, 1) for t, v in parts.items()}, "samples": seen,
-                     "seconds": round(seconds, 2), "samples_per_s": round(seen / max(seconds, 1e-9), 1),
-                     "valid": metrics}
+            entry: dict[str, Any] = {"epoch": epoch + 1, "loss": total / max(seen, 1),
+                                     "loss_by_task": {t: v / max(seen, 1) for t, v in parts.items()},
+                                     "samples": seen, "seconds": round(seconds, 2),
+                                     "samples_per_s": round(seen / max(seconds, 1e-9), 1), "valid": metrics}
             history.epochs.append(entry)
             g = metrics["gauc"].get("watch", float("nan"))
             say(f"epoch {epoch + 1}/{config.epochs}: loss {entry['loss']:.4f}, {seen:,} samples in {seconds:.0f}s "
@@ -393,11 +393,15 @@ class RankerCheckpoint:
             (tmp / "normalizer.json").write_text(json.dumps(self.normalizer.to_dict(), indent=2))
             (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
             self.vocab.save(tmp)
-            np.savez(tmp / "item_tables.npz", **{k: v for k, v in self.item_tables.items() if v is not None})
+            # numpy's savez stub has `allow_pickle: bool` next to `**kwds: ArrayLike`: mypy cannot tell that a
+            # dict of arrays has no key "allow_pickle" and rejects the **dict (both calls below)
+            tables = {k: v for k, v in self.item_tables.items() if v is not None}
+            np.savez(tmp / "item_tables.npz", **tables)  # type: ignore[arg-type]  # numpy stub, see above
             if check_batch is not None:
                 scores = predict(self.model, [check_batch])[0]
-                np.savez(tmp / "check.npz", **{f"in_{k}": v for k, v in check_batch.items()},
-                         **{f"score_{k}": v for k, v in scores.items()})
+                arrays = {**{f"in_{k}": v for k, v in check_batch.items()},
+                          **{f"score_{k}": v for k, v in scores.items()}}
+                np.savez(tmp / "check.npz", **arrays)  # type: ignore[arg-type]  # numpy stub, see above
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> RankerCheckpoint:

@@ -415,6 +415,7 @@ class OpenAIEmbedder:
         c = self.config
         spans = plan_batches(texts, c.max_batch, c.max_request_chars)
         semaphore = asyncio.Semaphore(c.max_concurrency)
+        assert c.api_key is not None  # __init__ refuses a config without a key
         headers = {"Authorization": f"Bearer {c.api_key.strip()}", "Content-Type": "application/json"}
         timeout = aiohttp.ClientTimeout(total=c.timeout_s)
         connector = aiohttp.TCPConnector(limit=c.max_concurrency)

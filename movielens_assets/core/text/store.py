@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -352,7 +352,7 @@ def embedding_stats(store: EmbeddingStore, model_key: str, keys: pa.Table) -> di
 def genre_signal(
     movie_ids: np.ndarray,
     vectors: np.ndarray,
-    genres: dict[int, Sequence[str]],
+    genres: Mapping[int, Sequence[str]],
     pairs: Sequence[tuple[str, str]] = GENRE_PAIRS,
     min_movies: int = 5,
 ) -> list[dict[str, Any]]:

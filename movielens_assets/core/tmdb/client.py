@@ -724,5 +724,7 @@ async def _gather_or_cancel(aws: Iterable[Awaitable[Any]]) -> list[Any]:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        raise failed[0].exception()
+        exc = failed[0].exception()
+        assert exc is not None  # `failed` holds only tasks that raised
+        raise exc
     return [t.result() for t in tasks]
