@@ -34,6 +34,11 @@ demo: install dagster-home
 test: install dagster-home
 	$(BIN)/python -m pytest
 
+# ruff (pyflakes, pycodestyle, isort, pyupgrade, bugbear) and mypy on movielens_assets/ (pyproject.toml)
+lint: install
+	$(BIN)/ruff check movielens_assets movielens_assets_tests benchmarks
+	$(BIN)/mypy
+
 ui: install dagster-home
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 

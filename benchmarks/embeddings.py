@@ -50,7 +50,9 @@ def item_texts(dataset: str, cache: Path) -> Path:
     defs = build_definitions(settings)
     selection = dg.AssetSelection.assets("item_text").upstream().required_multi_asset_neighbors()
     keys = selection.resolve(defs.resolve_asset_graph())
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(keys), asset_check_selection=set())
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(keys), asset_check_selection=set()
+    )
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=True,
                                         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
@@ -159,7 +161,8 @@ def main() -> None:
           "| rerun (nothing changed) | rerun + load vectors | rerun speed-up | max abs diff |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {n:,} | {embedder.model_key} | {device} ({os.cpu_count()} cores) | {plain_tps:.1f} | {ours_tps:.1f} | "
-          f"{ours_tps / plain_tps:.3f}x ({best:.3f}x) | {per_plain:.1f} s | {rerun_s * 1000:.1f} ms | {rerun_load_s * 1000:.1f} ms | "
+          f"{ours_tps / plain_tps:.3f}x ({best:.3f}x) | {per_plain:.1f} s | {rerun_s * 1000:.1f} ms | "
+          f"{rerun_load_s * 1000:.1f} ms | "
           f"{per_plain / rerun_s:,.0f}x ({per_plain / rerun_load_s:,.0f}x with load) | {max_diff:.1e} |")
     cmd = " ".join(sys.argv[1:])
     print(f"\ncommand: python benchmarks/embeddings.py {cmd}".rstrip())

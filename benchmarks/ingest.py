@@ -127,7 +127,8 @@ def main() -> None:
         for method in METHODS:
             best = result[method]
             rounds = ", ".join(f"{r['seconds']:.2f}" for r in runs[method])
-            print(f"   {method:<12} {best['seconds']:7.2f} s wall {best['cpu_s']:7.2f} s cpu  peak {best['peak_mb']:7.0f} MB"
+            print(f"   {method:<12} {best['seconds']:7.2f} s wall {best['cpu_s']:7.2f} s cpu  "
+                  f"peak {best['peak_mb']:7.0f} MB"
                   f"  (rounds: {rounds} s)", flush=True)
         print(f"   paired ours / duckdb-copy wall per round: {', '.join(f'{x:.2f}' for x in paired)} "
               f"(median {result['paired_median']:.2f}x)", flush=True)

@@ -61,9 +61,10 @@ thread) is close to the rate on an otherwise idle core, the wall-clock rate is n
 
 EXTRAPOLATIONS (stated as such, printed under the tables): one ML-32M epoch = 320M samples / the full
 model's measured samples/s; the asset's default training budget at most (8 epochs x 2M rows for the full
-model + 5 ablations x 4 epochs x 2M rows; early stopping ends most runs sooner); 40M candidates (200k users x 200) / the measured candidates/s. The 32M tables (200k users,
-87k items) are larger than 1M's (6k users, 9k items): random row access costs more there, so these are lower
-bounds on the time rather than predictions.
+model + 5 ablations x 4 epochs x 2M rows; early stopping ends most runs sooner); 40M candidates (200k
+users x 200) / the measured candidates/s. The 32M tables (200k users, 87k items) are larger than 1M's (6k
+users, 9k items): random row access costs more there, so these are lower bounds on the time rather than
+predictions.
 
 Results: tables on stdout, everything as JSON in --work-dir (path printed). Child logs in --work-dir/logs/.
 """
@@ -340,13 +341,12 @@ def _train_child(task: dict) -> dict:
     import torch
 
     from movielens_assets.core.ranking.config import UnifiedRankerConfig
-    from movielens_assets.core.ranking.loader import SampleStream, StreamConfig
+    from movielens_assets.core.ranking.loader import SampleStream, StreamConfig, unpack_batch
     from movielens_assets.core.ranking.model import (
         build_optimizers,
         ranker_loss,
         sparse_parameters,
     )
-    from movielens_assets.core.ranking.loader import unpack_batch
     from movielens_assets.core.ranking.trainer import TrainConfig, _to_device, ablation
 
     base = TrainConfig(batch_size=task["batch_size"], num_threads=task["threads"], num_workers=task["workers"],

@@ -22,7 +22,8 @@ On synthetic-<size> (CSVs generated once into --cache-dir, shared with benchmark
    same, the quality is not);
 3. faiss (`ann.py`): flat vs HNSW vs IVF build and query times for the 384-d (random) semantic vectors
    (queries: every item, k = neighbours + 1, as `SemanticRecall.fit` does) and the two-tower item vectors
-   (queries: the test users' vectors, k = 200), the first --ann-queries queries, with recall@k against exact search on a query sample.
+   (queries: the test users' vectors, k = 200), the first --ann-queries queries, with recall@k against
+   exact search on a query sample.
 
 Every measurement runs in a fresh subprocess that reports its own wall time and peak RSS (ru_maxrss, which
 includes the imports and the loaded train data: the `load` row is that floor).
@@ -376,8 +377,8 @@ def main() -> None:
         for vectors in ("semantic", "tt"):
             for ann_kind in ANN_KINDS:
                 r["ann"][(vectors, ann_kind)] = res = run(size, f"ann-{ann_kind}-{vectors}")
-                print(f"   faiss {vectors:<8} {ann_kind:<5} build {res['build_s']:7.2f} s  query {res['query_s']:7.2f} s"
-                      f"  recall@{res['k']} {res['recall']:.3f}", flush=True)
+                print(f"   faiss {vectors:<8} {ann_kind:<5} build {res['build_s']:7.2f} s  "
+                      f"query {res['query_s']:7.2f} s  recall@{res['k']} {res['recall']:.3f}", flush=True)
         results[size] = r
 
     print("\n### ItemCF build (fresh process each; peak RSS includes the loaded train data, see `load`)\n")

@@ -80,13 +80,15 @@ def main() -> None:
                             "--examples", str(args.examples), "--device", args.device])
                 runs[method].append(res)
                 print(f"   {size} {method:12s} {res['examples_per_s']:>9,.0f} examples/s  loss {res['loss']:.3f}  "
-                      f"peak {res['peak_mb']:,.0f} MB  ({res['users']:,} users, {res['items']:,} items, {res['device']})",
+                      f"peak {res['peak_mb']:,.0f} MB  "
+                      f"({res['users']:,} users, {res['items']:,} items, {res['device']})",
                       flush=True)
-        paired = [s["examples_per_s"] / d["examples_per_s"] for d, s in zip(runs["dense-adam"], runs["sparse-adam"])]
+        paired = [s["examples_per_s"] / d["examples_per_s"]
+                  for d, s in zip(runs["dense-adam"], runs["sparse-adam"], strict=True)]
         rows.append((size, runs, statistics.median(paired)))
 
-    print(f"\n| size | dense Adam examples/s | sparse (ours) examples/s | speed-up (median paired) | loss dense / sparse |"
-          f"\n|---|---|---|---|---|")
+    print("\n| size | dense Adam examples/s | sparse (ours) examples/s | speed-up (median paired) "
+          "| loss dense / sparse |\n|---|---|---|---|---|")
     for size, runs, ratio in rows:
         d = statistics.median(r["examples_per_s"] for r in runs["dense-adam"])
         s = statistics.median(r["examples_per_s"] for r in runs["sparse-adam"])

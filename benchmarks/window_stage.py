@@ -114,8 +114,8 @@ def main() -> None:
     print("| channel | stage | train rows | users | load s | fit s | recommend s | users/s | peak MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['channel']} | {r['stage']} | {r['train_rows']:,} | {r['users']:,} | {r['load_s']} | {r['fit_s']} | "
-              f"{r['recommend_s']} | {r['users_per_s']:,} | {r['peak_mb']:,} |")
+        print(f"| {r['channel']} | {r['stage']} | {r['train_rows']:,} | {r['users']:,} | {r['load_s']} | "
+              f"{r['fit_s']} | {r['recommend_s']} | {r['users_per_s']:,} | {r['peak_mb']:,} |")
     extra = sum(r["load_s"] + r["fit_s"] + r["recommend_s"] for r in rows if r["stage"] == "window")
     test = sum(r["load_s"] + r["fit_s"] + r["recommend_s"] for r in rows if r["stage"] == "test")
     print(f"\nwindow stage: {extra:,.0f} s in all (test stage: {test:,.0f} s) for {', '.join(args.channels)}")

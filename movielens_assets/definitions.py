@@ -58,7 +58,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             max_seq_length=settings.embedding_max_seq_length,
             chunk_size=settings.embedding_chunk_size,
             api_base_url=settings.embedding_api_base_url,
-            api_key=_secret(settings, settings.embedding_api_key_env or "EMBEDDING_API_KEY", settings.embedding_api_key),
+            api_key=_secret(
+                settings, settings.embedding_api_key_env or "EMBEDDING_API_KEY", settings.embedding_api_key
+            ),
             api_dimensions=settings.embedding_api_dimensions,
             api_max_batch=settings.embedding_api_max_batch,
             api_max_concurrency=settings.embedding_api_max_concurrency,

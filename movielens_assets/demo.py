@@ -12,7 +12,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import cast
 
 import dagster as dg
 
@@ -51,7 +53,9 @@ def _run_partition(asset: str, partition: str) -> PartitionRun:
     result = job.execute_in_process(run_config=RUN_CONFIG, instance=_instance(), partition_key=partition,
                                     raise_on_error=False)
     mats = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
-    rows = sum(int(m.metadata["dagster/row_count"].value) for m in mats if "dagster/row_count" in m.metadata)
+    # dagster types `.value` as any metadata value; dagster/row_count holds an int
+    rows = sum(int(cast(int, m.metadata["dagster/row_count"].value)) for m in mats
+               if "dagster/row_count" in m.metadata)
     path = next((str(m.metadata["path"].value) for m in mats if "path" in m.metadata), None)
     return PartitionRun(asset, partition, result.success, rows if mats else None, path,
                         [(c.check_name, c.passed) for c in result.get_asset_check_evaluations()])
@@ -85,7 +89,7 @@ def run(selection: str | None = None, workers: int = 2) -> DemoResult:
     job = defs.resolve_implicit_global_asset_job_def()
     out = DemoResult()
 
-    def unpartitioned(keys: set) -> bool:
+    def unpartitioned(keys: AbstractSet[dg.AssetKey]) -> bool:
         if keys:
             out.runs.append(job.get_subset(asset_selection=keys).execute_in_process(
                 run_config=RUN_CONFIG, instance=_instance(), raise_on_error=False))
@@ -94,7 +98,9 @@ def run(selection: str | None = None, workers: int = 2) -> DemoResult:
     if not unpartitioned(before):
         return out
     for key in sorted(partitioned, key=lambda k: k.to_user_string()):
-        partitions = graph.get(key).partitions_def.get_partition_keys()
+        partitions_def = graph.get(key).partitions_def
+        assert partitions_def is not None  # `partitioned` holds partitioned assets only
+        partitions = partitions_def.get_partition_keys()
         print(f"{key.to_user_string()}: {len(partitions)} partitions, {workers} at a time", flush=True)
         with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
             out.partitions += list(pool.map(_run_partition, [key.to_user_string()] * len(partitions), partitions))
@@ -105,7 +111,8 @@ def run(selection: str | None = None, workers: int = 2) -> DemoResult:
 
 def recall_table(report: dict) -> str:
     """The headline of `metrics/recall.json` as a plain-text table: every channel under every protocol."""
-    head = f"{'protocol':<12} {'channel':<18} {'users':>6} {'Recall@20':>9} {'NDCG@20':>8} {'Recall@100':>10}  95% CI @100"
+    head = (f"{'protocol':<12} {'channel':<18} {'users':>6} {'Recall@20':>9} {'NDCG@20':>8} {'Recall@100':>10}"
+            "  95% CI @100")
     lines = [head, "-" * len(head)]
     for protocol, body in report["protocols"].items():
         for channel, m in body["channels"].items():
@@ -149,8 +156,8 @@ def summary(result: DemoResult) -> str:
         by_asset.setdefault(p.asset, []).append(p)
     for asset, runs in by_asset.items():
         ok = sum(r.success for r in runs)
-        rows = sum(r.rows or 0 for r in runs)
-        lines.append(f"  {asset:<{width}} {rows:>12,} rows  {len(runs)} partitions ({ok} succeeded)"
+        n_rows = sum(r.rows or 0 for r in runs)
+        lines.append(f"  {asset:<{width}} {n_rows:>12,} rows  {len(runs)} partitions ({ok} succeeded)"
                      + (f", e.g. {runs[0].path}" if runs[0].path else ""))
     checks = [(c.asset_key.to_user_string(), c.check_name, c.passed) for r in result.runs
               for c in r.get_asset_check_evaluations()]

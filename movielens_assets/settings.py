@@ -183,7 +183,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         embedding_batch_size=_int_or("EMBEDDING_BATCH_SIZE", env.get("EMBEDDING_BATCH_SIZE"), 32),
         embedding_max_seq_length=_optional_int("EMBEDDING_MAX_SEQ_LENGTH", env.get("EMBEDDING_MAX_SEQ_LENGTH")),
         embedding_chunk_size=_int_or("EMBEDDING_CHUNK_SIZE", env.get("EMBEDDING_CHUNK_SIZE"), 2048),
-        embedding_api_base_url=(env.get("EMBEDDING_API_BASE_URL") or DEFAULT_EMBEDDING_API_BASE_URL).strip().rstrip("/"),
+        embedding_api_base_url=(
+            (env.get("EMBEDDING_API_BASE_URL") or DEFAULT_EMBEDDING_API_BASE_URL).strip().rstrip("/")
+        ),
         embedding_api_key=_secret(env.get("EMBEDDING_API_KEY")) or _secret(env.get("OPENAI_API_KEY")),
         embedding_api_key_env=("EMBEDDING_API_KEY" if _secret(env.get("EMBEDDING_API_KEY"))
                                else "OPENAI_API_KEY" if _secret(env.get("OPENAI_API_KEY")) else None),

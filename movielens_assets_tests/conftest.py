@@ -51,7 +51,9 @@ def instance():
         yield inst
 
 
-def materialize_all(settings: Settings, instance: dg.DagsterInstance, selection: str = "*") -> dg.ExecuteInProcessResult:
+def materialize_all(
+    settings: Settings, instance: dg.DagsterInstance, selection: str = "*"
+) -> dg.ExecuteInProcessResult:
     """Run the implicit asset job (assets + checks) for `selection`, in process, without raising."""
     defs = build_definitions(settings)
     job = defs.resolve_implicit_global_asset_job_def()

@@ -64,7 +64,8 @@ def test_dev_server_serves_the_code_location(tmp_path, tool):
 
     port = _free_port()
     root = Path(__file__).resolve().parents[1]
-    args = ["dev", "-h", "127.0.0.1", "-p", str(port)] if tool == "dagster" else ["dev", "--host", "127.0.0.1", "--port", str(port)]
+    args = (["dev", "-h", "127.0.0.1", "-p", str(port)] if tool == "dagster"
+            else ["dev", "--host", "127.0.0.1", "--port", str(port)])
     proc = subprocess.Popen([str(BIN / tool), *args], cwd=root, env=_env(tmp_path, "synthetic-tiny"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     query = json.dumps({"query": "{ assetNodes { assetKey { path } groupName } "

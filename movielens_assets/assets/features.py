@@ -98,7 +98,7 @@ class ItemEmbeddingsConfig(dg.Config):
 
 def _genres(lake: DataLake) -> dict[int, list[str]]:
     t = pq.read_table(lake.processed("movies"), columns=["movie_id", "genres"])
-    return dict(zip(t.column("movie_id").to_pylist(), t.column("genres").to_pylist()))
+    return dict(zip(t.column("movie_id").to_pylist(), t.column("genres").to_pylist(), strict=True))
 
 
 def _signal_metadata(signal: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ GROUP = "ingest"
 def movielens_raw(
     context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource
 ) -> dg.MaterializeResult:
-    """The dataset's CSV files: downloaded and MD5-verified (GroupLens), generated (synthetic) or located (directory)."""
+    """The dataset's CSV files: downloaded and MD5-verified (GroupLens), generated (synthetic) or located
+    (directory)."""
     csv_dir = movielens.fetch(lake.raw_dir, log=context.log.info)
     files = {p.name: round(p.stat().st_size / 2**20, 3) for p in sorted(csv_dir.glob("*.csv"))}
     context.log.info(f"dataset {movielens.dataset} ready in {csv_dir}: {files}")

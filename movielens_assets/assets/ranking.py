@@ -506,12 +506,15 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
     metadata: dict[str, Any] = {"device": device}
     summary: dict[str, dict] = {}
     for name, (m, t) in runs.items():
-        context.log.info(f"training {name} on {device} ({t.epochs} epochs of at most {t.max_rows_per_epoch or 'all'} rows)")
+        context.log.info(
+            f"training {name} on {device} ({t.epochs} epochs of at most {t.max_rows_per_epoch or 'all'} rows)"
+        )
         result = fit_ranker(files, store, engine.items, m, t, device=device, log=context.log.info)
         out = ranker_dir(lake, protocol, name)
         best = result.log.epochs[result.log.best_epoch - 1] if result.log.best_epoch > 0 else result.log.epochs[-1]
-        meta = {"name": name, "data": data, "training_log": result.log.to_dict(), "features": list(result.normalizer.names),
-                "valid": best["valid"], "ablations": [n for n in runs if n != "unified_ranker"]}
+        meta = {"name": name, "data": data, "training_log": result.log.to_dict(),
+                "features": list(result.normalizer.names), "valid": best["valid"],
+                "ablations": [n for n in runs if n != "unified_ranker"]}
         RankerCheckpoint(result.model, result.vocab, result.normalizer, result.item_tables, result.config,
                          meta).save(out, first_rows(result.valid_batches))
         summary[name] = {"best_epoch": result.log.best_epoch, "valid_gauc": best["valid"]["gauc"],
@@ -519,8 +522,10 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
         if name == "unified_ranker":
             training_curve_png(result.log.epochs, out / "training_curve.png")
             metadata.update({
-                "training_curve": dg.MetadataValue.json([{"epoch": e["epoch"], "loss": round(e["loss"], 5),
-                                                          "valid_gauc": e["valid"]["gauc"]} for e in result.log.epochs]),
+                "training_curve": dg.MetadataValue.json([
+                    {"epoch": e["epoch"], "loss": round(e["loss"], 5), "valid_gauc": e["valid"]["gauc"]}
+                    for e in result.log.epochs
+                ]),
                 "training_curve_plot": dg.MetadataValue.path(str(out / "training_curve.png")),
                 "samples_per_s": float(best["samples_per_s"]), "train_seconds": result.log.train_seconds,
                 "valid_gauc_watch": float(best["valid"]["gauc"]["watch"]),
@@ -570,8 +575,9 @@ def ranked_recommendations(context: dg.AssetExecutionContext, config: RankedReco
     with lake.duckdb() as con:
         users = recall.load_targets(con, recall.stages(lake, protocol)[0])[0]
     start = time.perf_counter()
-    scored = rerank({"unified_ranker": checkpoint}, store, engine, merged, users, users_per_chunk=config.users_per_chunk,
-                    workers=config.workers, num_threads=config.num_threads, progress=context.log.info)["unified_ranker"]
+    scored = rerank({"unified_ranker": checkpoint}, store, engine, merged, users,
+                    users_per_chunk=config.users_per_chunk, workers=config.workers,
+                    num_threads=config.num_threads, progress=context.log.info)["unified_ranker"]
     seconds = time.perf_counter() - start
     top = scored.filter(pc.less_equal(scored["rank"], config.top_n))
     out = recommendations_dir(lake, protocol)
@@ -629,7 +635,8 @@ def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsCon
         return classification(table, watch, like), lists(table)
 
     cls, final = evaluate_scored(scored)
-    merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED), columns=["user_id", "movie_id", "rank"])
+    merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED),
+                           columns=["user_id", "movie_id", "rank"])
     recall_only = lists(merged)
     channels = {c: lists(pq.read_table(recall.candidates_path(lake, protocol, c), columns=["user_id", "movie_id",
                                                                                             "rank"]))
@@ -660,7 +667,8 @@ def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsCon
     atomic_write_text(lake.metrics_dir / "ranking.md", text)
     best = max(channels, key=lambda c: channels[c]["ndcg@20"]) if channels else None
     context.log.info(f"ranking metrics ({movielens.dataset}): NDCG@20 final {final['ndcg@20']:.4f}, recall-only "
-                     f"{recall_only['ndcg@20']:.4f}, best channel {best} {channels[best]['ndcg@20'] if best else float('nan'):.4f}; "
+                     f"{recall_only['ndcg@20']:.4f}, best channel {best} "
+                     f"{channels[best]['ndcg@20'] if best else float('nan'):.4f}; "
                      f"GAUC watch {cls['gauc']['watch']:.4f}, like {cls['gauc']['like']:.4f}\n{text}")
     metadata: dict[str, Any] = {"table": dg.MetadataValue.md(text),
                                 "path": dg.MetadataValue.path(str(lake.metrics_dir / "ranking.json")),

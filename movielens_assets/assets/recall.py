@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import numpy as np
@@ -43,6 +43,9 @@ from movielens_assets.core.recall.base import BaseRecall, IdMap
 from movielens_assets.core.recall.itemcf import ItemCFParams
 from movielens_assets.resources import DataLake, MovieLensSource
 from movielens_assets.resources.device import TorchDevice
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import TypeIs
 
 GROUP = "recall"
 CANDIDATES_PER_CHANNEL = 200
@@ -123,7 +126,7 @@ ChannelFactory = Callable[[], BaseRecall] | Callable[[Split], BaseRecall]
 aligned with the protocol's IdMap, e.g. item embeddings, are built from the split)."""
 
 
-def _takes_split(make: Callable) -> bool:
+def _takes_split(make: ChannelFactory) -> "TypeIs[Callable[[Split], BaseRecall]]":
     """True when `make` has a required positional parameter (a class whose parameters all have defaults,
     such as `PopularityRecall`, is called with no argument)."""
     try:

@@ -231,7 +231,8 @@ def _coverage_metadata(coverage: dict[str, Any]) -> dict[str, Any]:
         "coverage_with_overview": int(coverage["with_overview"]),
         "coverage": dg.MetadataValue.md(
             f"**{coverage['with_payload_share']:.1%}** of {coverage['movies']:,} MovieLens movies have TMDb data, "
-            f"**{coverage['with_overview_share']:.1%}** have an overview.\n\n" + markdown_table(["measure", "value"], rows)
+            f"**{coverage['with_overview_share']:.1%}** have an overview.\n\n"
+            + markdown_table(["measure", "value"], rows)
         ),
     }
 

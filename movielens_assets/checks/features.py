@@ -16,7 +16,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from movielens_assets.assets import features as feature_assets
-from movielens_assets.core.data.duck import sql_str
+from movielens_assets.core.data.duck import one_row, sql_str
 from movielens_assets.core.text.embedders import expected_dim
 from movielens_assets.core.text.store import NORM_TOLERANCE, EmbeddingStore, embedding_stats
 from movielens_assets.resources import DataLake
@@ -32,14 +32,14 @@ def one_text_per_movie(lake: DataLake) -> dg.AssetCheckResult:
     path = feature_assets.item_text_path(lake)
     con = lake.duckdb()
     try:
-        movies, texts, distinct, empty, bad_hash, missing = con.execute(
+        movies, texts, distinct, empty, bad_hash, missing = one_row(con.execute(
             f"""SELECT (SELECT count(*) FROM read_parquet({sql_str(lake.processed('movies'))})),
                        count(*), count(DISTINCT movie_id), count_if(text IS NULL OR trim(text) = ''),
                        count_if(text_hash IS NULL OR NOT regexp_full_match(text_hash, '[0-9a-f]{{64}}')),
                        (SELECT count(*) FROM read_parquet({sql_str(lake.processed('movies'))}) m
                         WHERE m.movie_id NOT IN (SELECT movie_id FROM read_parquet({sql_str(path)})))
                 FROM read_parquet({sql_str(path)})"""
-        ).fetchone()
+        ))
     finally:
         con.close()
     passed = texts == distinct == movies and not empty and not bad_hash and not missing

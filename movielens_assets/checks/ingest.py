@@ -6,12 +6,16 @@ here they are re-run on the stored Parquet files, so a table written by other me
 
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from movielens_assets.assets import ingest as ingest_assets
 from movielens_assets.core.data import quality
 from movielens_assets.resources import DataLake
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
 
 
 def _result(v: quality.Violation) -> dg.AssetCheckResult:
@@ -30,7 +34,7 @@ def _check(
     asset: dg.AssetsDefinition,
     name: str,
     description: str,
-    rule: Callable[[DataLake, object], quality.Violation],
+    rule: Callable[[DataLake, "duckdb.DuckDBPyConnection"], quality.Violation],
     additional_deps: list[dg.AssetsDefinition] | None = None,
 ) -> dg.AssetChecksDefinition:
     @dg.asset_check(

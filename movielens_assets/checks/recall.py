@@ -6,17 +6,18 @@ from pathlib import Path
 import dagster as dg
 
 from movielens_assets.assets import recall as recall_assets
-from movielens_assets.core.data.duck import sql_str
+from movielens_assets.core.data.duck import one_row, sql_str
 from movielens_assets.resources import DataLake
 
 
 def _users_with_earlier_rows(con, earlier: Path, later: Path) -> int:
     """Users with a row in `later` older than one of their rows in `earlier`."""
-    (n,) = con.execute(
-        f"""SELECT count(*) FROM (SELECT user_id, max(timestamp) AS t FROM read_parquet({sql_str(earlier)}) GROUP BY 1) a
+    (n,) = one_row(con.execute(
+        f"""SELECT count(*)
+            FROM (SELECT user_id, max(timestamp) AS t FROM read_parquet({sql_str(earlier)}) GROUP BY 1) a
             JOIN (SELECT user_id, min(timestamp) AS t FROM read_parquet({sql_str(later)}) GROUP BY 1) b USING (user_id)
             WHERE b.t < a.t"""
-    ).fetchone()
+    ))
     return int(n)
 
 
@@ -33,9 +34,9 @@ def no_time_leakage(lake: DataLake) -> dg.AssetCheckResult:
                       + _users_with_earlier_rows(con, window / "valid.parquet", last_n / "test.parquet"))
         g = {p: sql_str(root / "global_time" / f"{p}.parquet") for p in ("train", "valid", "test")}
         (train_max,), (valid_min, valid_max), (test_min,) = (
-            con.execute(f"SELECT max(timestamp) FROM read_parquet({g['train']})").fetchone(),
-            con.execute(f"SELECT min(timestamp), max(timestamp) FROM read_parquet({g['valid']})").fetchone(),
-            con.execute(f"SELECT min(timestamp) FROM read_parquet({g['test']})").fetchone(),
+            one_row(con.execute(f"SELECT max(timestamp) FROM read_parquet({g['train']})")),
+            one_row(con.execute(f"SELECT min(timestamp), max(timestamp) FROM read_parquet({g['valid']})")),
+            one_row(con.execute(f"SELECT min(timestamp) FROM read_parquet({g['test']})")),
         )
     later = [t for t in (valid_min, test_min) if t is not None]
     global_ok = (train_max is None or not later or train_max < min(later)) and (

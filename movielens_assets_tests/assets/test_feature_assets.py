@@ -45,7 +45,9 @@ def run_without_checks(settings: Settings, instance: dg.DagsterInstance, selecti
     """Upstream assets only (their checks are other modules' business): faster."""
     defs = build_definitions(settings)
     keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(keys), asset_check_selection=set())
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(keys), asset_check_selection=set()
+    )
     result = job.execute_in_process(instance=instance, raise_on_error=False)
     assert result.success, failure_text(result)
 

@@ -105,10 +105,10 @@ def test_ids_round_trip_and_seen_items_excluded(lake):
 
 
 def test_recall_group_wiring():
+    import dagster as dg
+
     from movielens_assets import definitions
     from movielens_assets.assets.recall import RECALL_CHANNELS
-
-    import dagster as dg
 
     graph = definitions.defs.resolve_asset_graph()
     group = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "recall"}
@@ -186,7 +186,8 @@ def test_merge_weights_tuned_on_each_protocols_window(lake):
         for channel in ("popularity", "itemcf", *NEW_CHANNELS):
             path = root / "recall" / "candidates" / protocol / "window" / f"{channel}.parquet"
             outside, seen, n = con.execute(f"""
-                SELECT count(*) FILTER (WHERE c.user_id NOT IN (SELECT user_id FROM read_parquet('{fit}/valid.parquet'))),
+                SELECT count(*) FILTER (
+                           WHERE c.user_id NOT IN (SELECT user_id FROM read_parquet('{fit}/valid.parquet'))),
                        count(*) FILTER (WHERE t.user_id IS NOT NULL), count(*)
                 FROM read_parquet('{path}') c
                 LEFT JOIN read_parquet('{fit}/train.parquet') t USING (user_id, movie_id)""").fetchone()

@@ -102,7 +102,9 @@ def run(settings: Settings, instance: dg.DagsterInstance, selection: str, *, che
         return materialize_all(settings, instance, selection)
     defs = build_definitions(settings)
     keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(keys), asset_check_selection=set())
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(keys), asset_check_selection=set()
+    )
     return job.execute_in_process(instance=instance, raise_on_error=False)
 
 

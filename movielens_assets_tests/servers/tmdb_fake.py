@@ -46,7 +46,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -451,7 +451,7 @@ class FakeTMDb(ThreadedAioServer):
         return await self._handle(request, tmdb_id, respond)
 
     def _today(self) -> date:
-        return self.today or datetime.now(timezone.utc).date()
+        return self.today or datetime.now(UTC).date()
 
     async def _changes(self, request: web.Request) -> web.StreamResponse:
         async def respond(request: web.Request, record: RequestRecord) -> web.StreamResponse:

@@ -37,6 +37,14 @@ def sql_str(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def one_row(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The first row of the result of `cur`, for queries that always return one (an aggregate without GROUP BY)."""
+    row = cur.fetchone()
+    if row is None:
+        raise RuntimeError("the query returned no row")
+    return row
+
+
 def parquet_schema(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     """(column, DuckDB type) pairs of a Parquet file."""
     rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_str(path)})").fetchall()
@@ -45,10 +53,10 @@ def parquet_schema(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str])
 
 def parquet_row_count(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str]) -> int:
     """Row count from the Parquet footer (no data scan)."""
-    (n,) = con.execute(
+    (n,) = one_row(con.execute(
         f"SELECT coalesce(sum(row_group_num_rows), 0) FROM "
         f"(SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata({sql_str(path)}))"
-    ).fetchone()
+    ))
     return int(n)
 
 

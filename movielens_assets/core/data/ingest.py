@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from movielens_assets.core.data import quality
 from movielens_assets.core.data.atomic import atomic_path
-from movielens_assets.core.data.duck import parquet_row_count, sql_str
+from movielens_assets.core.data.duck import one_row, parquet_row_count, sql_str
 from movielens_assets.core.data.errors import DataValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -176,7 +176,7 @@ def check_header(spec: CsvTable, csv_path: Path) -> None:
 
 
 def _raise_rejects(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, rejects: str) -> None:
-    n_lines, = con.execute(f"SELECT count(DISTINCT line) FROM {rejects}_errors").fetchone()
+    n_lines, = one_row(con.execute(f"SELECT count(DISTINCT line) FROM {rejects}_errors"))
     if not n_lines:
         return
     rows = con.execute(
@@ -322,10 +322,12 @@ _ROW_RULE_ERROR = "movielens-ingest: a row breaks a NOT NULL or rating-domain ru
 def _guarded(spec: CsvTable, select: str) -> str:
     """`select` that raises `_ROW_RULE_ERROR` on the first row with a NULL required field or (ratings) a
     rating off the half-star domain -- evaluated inside the parallel COPY pipeline."""
-    conds = [f"{c} IS NULL" for c in spec.not_null] + ([f"({quality.BAD_RATING_SQL})"] if spec.name == "ratings" else [])
+    conds = ([f"{c} IS NULL" for c in spec.not_null]
+             + ([f"({quality.BAD_RATING_SQL})"] if spec.name == "ratings" else []))
     if not conds:
         return select
-    return f"SELECT * FROM ({select}) WHERE CASE WHEN {' OR '.join(conds)} THEN error({sql_str(_ROW_RULE_ERROR)}) ELSE true END"
+    return (f"SELECT * FROM ({select}) WHERE CASE WHEN {' OR '.join(conds)} "
+            f"THEN error({sql_str(_ROW_RULE_ERROR)}) ELSE true END")
 
 
 def _drop_rejects(con: duckdb.DuckDBPyConnection, rejects: str) -> None:

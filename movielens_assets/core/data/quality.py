@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from movielens_assets.core.data.duck import sql_str
+from movielens_assets.core.data.duck import one_row, sql_str
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -45,9 +45,9 @@ def duplicate_keys(
 ) -> Violation:
     """Rows whose key appears more than once: count = number of duplicated keys."""
     cols = ", ".join(keys)
-    n = con.execute(
+    n = one_row(con.execute(
         f"SELECT count(*) FROM (SELECT {cols} FROM {_src(path)} GROUP BY ALL HAVING count(*) > 1)"
-    ).fetchone()[0]
+    ))[0]
     ex = (
         _rows(
             con,
@@ -66,7 +66,6 @@ def _prefetched_int_columns(path: str | os.PathLike[str], columns: list[str], ba
     import queue
     import threading
 
-    import numpy as np
     import pyarrow.parquet as pq
 
     done = object()
@@ -118,7 +117,8 @@ def duplicate_pairs(
     """
     import numpy as np
 
-    carry_g = carry_o = None
+    carry_g: np.ndarray | None = None
+    carry_o: np.ndarray | None = None
     dup_keys = 0
     prev_last = None
 
@@ -131,7 +131,8 @@ def duplicate_pairs(
         bits = max(o_max - o_min, 1).bit_length()
         g_span = int(g[-1]) - int(g[0])  # g is sorted
         if g.dtype.itemsize <= 4 and o.dtype.itemsize <= 4 and o_min >= 0 and g_span < (1 << (32 - bits)):
-            key = ((g - g[0]).astype(np.uint32, copy=False) << np.uint32(bits)) | (o - o_min).astype(np.uint32, copy=False)
+            key = (((g - g[0]).astype(np.uint32, copy=False) << np.uint32(bits))
+                   | (o - o_min).astype(np.uint32, copy=False))
         else:
             key = (g.astype(np.int64) << 32) | (o.astype(np.int64) & 0xFFFFFFFF)
         key.sort()
@@ -148,7 +149,7 @@ def duplicate_pairs(
         cut = int(np.searchsorted(g, g[-1]))  # the last group may continue in the next batch
         dup_keys += count(g[:cut], o[:cut])
         carry_g, carry_o = g[cut:], o[cut:]
-    if carry_g is not None:
+    if carry_g is not None and carry_o is not None:  # both set together
         dup_keys += count(carry_g, carry_o)
     if dup_keys == 0:
         return Violation(f"unique ({group}, {other})", 0, [])
@@ -169,7 +170,7 @@ def null_values(
 
 def rating_domain(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], examples: int = 5) -> Violation:
     bad = BAD_RATING_SQL
-    n = con.execute(f"SELECT count(*) FROM {_src(path)} WHERE {bad}").fetchone()[0]
+    n = one_row(con.execute(f"SELECT count(*) FROM {_src(path)} WHERE {bad}"))[0]
     ex = (
         _rows(con, f"SELECT user_id, movie_id, rating FROM {_src(path)} WHERE {bad} LIMIT {examples}")
         if n
@@ -190,7 +191,7 @@ def orphan_references(
         f"SELECT DISTINCT c.{key} FROM {_src(child)} c ANTI JOIN {_src(parent)} p ON c.{key} = p.{key} "
         f"WHERE c.{key} IS NOT NULL"
     )
-    n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+    n = one_row(con.execute(f"SELECT count(*) FROM ({sql})"))[0]
     ex = _rows(con, f"{sql} ORDER BY 1 LIMIT {examples}") if n else []
     return Violation(f"every {key} present in the parent table", int(n), ex)
 
@@ -203,7 +204,7 @@ def any_violation(
     conds = [f"{c} IS NULL" for c in not_null] + ([f"({BAD_RATING_SQL})"] if rating else [])
     if not conds:
         return False
-    return bool(con.execute(f"SELECT count(*) FROM {_src(path)} WHERE {' OR '.join(conds)}").fetchone()[0])
+    return bool(one_row(con.execute(f"SELECT count(*) FROM {_src(path)} WHERE {' OR '.join(conds)}"))[0])
 
 
 def describe(v: Violation) -> str:

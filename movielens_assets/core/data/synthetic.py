@@ -133,6 +133,8 @@ import numpy as np
 from movielens_assets.core.data.atomic import atomic_path
 from movielens_assets.core.data.synthetic_tmdb import (
     COUNTRIES,
+    FIRST_NAMES_F,
+    FIRST_NAMES_M,
     GENERAL_TAGS,
     GENERIC_TITLE_ADJ,
     GENERIC_TITLE_NOUN,
@@ -142,8 +144,6 @@ from movielens_assets.core.data.synthetic_tmdb import (
     N_GENRES,
     ORIGINAL_TITLE_PARTS,
     PLACE_NAMES,
-    FIRST_NAMES_F,
-    FIRST_NAMES_M,
     TMDB_FILE,
     VOCABULARY,
     movie_keywords,

@@ -900,7 +900,7 @@ def _chunk_payloads(
     # the director also wrote (one person, several crew jobs)
     slots.append((1, "Writing", "Screenplay", np.where(rng.random(n) < 0.3, directors, -1)))
     slots.append((3, "Production", "Producer", _pick_persons(persons, 3, _sample_genre(cat, mov, rng), niche, rng)))
-    for k in range(2):
+    for _ in range(2):
         has = rng.random(n) < 0.25 + 0.5 * lvl
         slots.append((3, "Production", "Executive Producer",
                       np.where(has, _pick_persons(persons, 3, _sample_genre(cat, mov, rng), niche, rng), -1)))
@@ -965,7 +965,7 @@ def _chunk_payloads(
         del persons_list
         crew = []
         seen_jobs: set[tuple[int, str]] = set()
-        for pool, dep, job, arr in slots:
+        for _pool, dep, job, arr in slots:
             pi = int(arr[i])
             if pi < 0:
                 continue
@@ -999,7 +999,7 @@ def _chunk_payloads(
         if extra_country[i] and int(extra_c[i]) != ci_country:
             countries.append(int(extra_c[i]))
         spoken = [lang] + (["en"] if lang != "en" and rel_r[i, 3] < 0.3 else [])
-        comps = []
+        comps: list[dict[str, Any]] = []
         for k in range(int(n_comp[i])):
             src = comp_by_country[countries[k % len(countries)]]
             if src.size == 0 or comp_r[i, k] < 0.15:

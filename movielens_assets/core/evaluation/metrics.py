@@ -73,13 +73,13 @@ def bootstrap_ci(
         return np.full((values.shape[1], 2), np.nan)
     rng = np.random.default_rng(seed)
     per_chunk = max(1, chunk_elems // n)
-    means = []
+    chunk_means: list[np.ndarray] = []
     for start in range(0, n_boot, per_chunk):
         b = min(per_chunk, n_boot - start)
         draws = rng.integers(0, n, size=(b, n)) + (np.arange(b, dtype=np.int64) * n)[:, None]
         counts = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-        means.append(counts @ values / n)
-    means = np.concatenate(means)
+        chunk_means.append(counts @ values / n)
+    means = np.concatenate(chunk_means)
     return np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=0).T
 
 

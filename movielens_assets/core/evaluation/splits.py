@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from movielens_assets.core.data.atomic import atomic_path
-from movielens_assets.core.data.duck import sql_str
+from movielens_assets.core.data.duck import one_row, sql_str
 from movielens_assets.core.recall.base import IdMap, Interactions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +74,7 @@ def protocol_stages(splits_dir: str | os.PathLike[str], protocol: str) -> tuple[
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
     with atomic_path(path) as tmp:
         con.execute(f"COPY ({query}) TO {sql_str(tmp)} (FORMAT parquet, COMPRESSION zstd)")
-    (n,) = con.execute(f"SELECT count(*) FROM read_parquet({sql_str(path)})").fetchone()
+    (n,) = one_row(con.execute(f"SELECT count(*) FROM read_parquet({sql_str(path)})"))
     return int(n)
 
 
@@ -101,7 +101,7 @@ def _split_last(con: duckdb.DuckDBPyConnection, source: Path, out_dir: Path, tar
     order = "ORDER BY user_id, timestamp, movie_id"
     train_rows = _copy(con, f"SELECT {COLUMNS} FROM _ranked WHERE NOT {is_target} {order}", out_dir / "train.parquet")
     target_rows = _copy(con, f"SELECT {COLUMNS} FROM _ranked WHERE {is_target} {order}", out_dir / f"{target}.parquet")
-    (target_users,) = con.execute(f"SELECT count(DISTINCT user_id) FROM _ranked WHERE {is_target}").fetchone()
+    (target_users,) = one_row(con.execute(f"SELECT count(DISTINCT user_id) FROM _ranked WHERE {is_target}"))
     con.execute("DROP TABLE _ranked")
     ids = _write_ids(con, out_dir / "train.parquet", out_dir)
     return {"train_rows": train_rows, f"{target}_rows": target_rows, "train_users": ids.n_users,
@@ -125,10 +125,10 @@ def split_global_time(
 ) -> dict[str, int | str]:
     """Write `out_dir/{train,valid,test}.parquet` and `out_dir/ids/` cut at the global time quantiles."""
     src = f"read_parquet({sql_str(ratings)})"
-    t1, t2 = con.execute(
+    t1, t2 = one_row(con.execute(
         f"SELECT quantile_disc(timestamp, {float(train_frac)}), "
         f"quantile_disc(timestamp, {float(train_frac + valid_frac)}) FROM {src}"
-    ).fetchone()
+    ))
     if t1 is None:
         raise ValueError(f"{ratings} holds no ratings")
     # A cut timestamp belongs to the LATER part, so train < t1 <= valid < t2 <= test, strictly.

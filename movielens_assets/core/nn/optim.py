@@ -9,6 +9,7 @@ This module imports torch at import time; Dagster-side modules import it inside 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 from torch import nn
@@ -16,7 +17,9 @@ from torch import nn
 
 def sparse_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Weights of the embedding tables with sparse gradients (nn.Embedding / nn.EmbeddingBag, sparse=True)."""
-    return [m.weight for m in model.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag) and m.sparse]
+    # torch annotates Embedding.weight as Tensor; it is the module's nn.Parameter
+    return [cast(nn.Parameter, m.weight) for m in model.modules()
+            if isinstance(m, nn.Embedding | nn.EmbeddingBag) and m.sparse]
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -177,7 +178,7 @@ class AsOfIndex:
         if meta.get("format") != cls.FORMAT:
             raise ValueError(f"{directory}: point-in-time index format {meta.get('format', 1)}, this code reads "
                              f"format {cls.FORMAT}; materialize the asset that wrote it (item_profile) again")
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         self = cls.__new__(cls)
         self.t0 = int(meta["t0"])
         for name in ("uniq", "starts", "composite", "first_time"):

@@ -14,9 +14,12 @@ Input contract (one batch = a dict of tensors on the model's device; B = batch s
 | `hist_mask` | (B, L) bool | True = real entry (the mask, not the id 0, decides what is padding) |
 | `hist_ratings` | (B, L) float32 | stars 0.5 .. 5 of the history entries (0 on padding) |
 | `hist_log_gap` | (B, L) float32 | log1p(days between the history event and the cut-off) (0 on padding) |
-| `hist_group` | (B,) int64, optional | grouped histories: then the four `hist_*` arrays hold G rows (one per distinct history, e.g. one per user when scoring a user's candidates) and row b's history is row `hist_group[b]` |
+| `hist_group` | (B,) int64, optional | grouped histories (below): row b's history is row `hist_group[b]` |
 | `dense` | (B, F) float32 | already-normalised dense features, F = `config.dense_features` (may be 0 or absent) |
 | `watch`, `like` | (B,) float32 | labels, read by `ranker_loss` only |
+
+With `hist_group` (grouped histories) the four `hist_*` arrays hold G rows, one per distinct history (e.g.
+one per user when scoring a user's candidates), and row b's history is row `hist_group[b]`.
 
 `hist_items` hold the user's items strictly before the sample's cut-off, oldest first, right-aligned: the
 most recent at position L - 1, padding on the left.
@@ -85,7 +88,6 @@ from movielens_assets.core.ranking.layers.din import DINAttention, MeanPooling
 from movielens_assets.core.ranking.layers.mmoe import MMoE
 
 
-
 def _as_tensor(a, dtype: torch.dtype) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a).to(dtype).contiguous()
 
@@ -120,6 +122,13 @@ class ItemEncoder(nn.Module):
 
     forward(items (...) int64) -> (..., D).
     """
+
+    # buffers registered in __init__ / _register_bag (the bag ones only when that part exists)
+    item_side: torch.Tensor
+    item_directors: torch.Tensor
+    item_directors_weights: torch.Tensor
+    item_cast: torch.Tensor
+    item_cast_weights: torch.Tensor
 
     def __init__(
         self,
@@ -199,7 +208,7 @@ class ItemEncoder(nn.Module):
 
     def side_matrix(self) -> torch.Tensor:
         """The stacked (V, D) matrix [E_genre; E_year; W_sem^T] matching the columns of `item_side`."""
-        mats = [self.genre_table, self.year_table]
+        mats: list[torch.Tensor] = [self.genre_table, self.year_table]
         if self.semantic_proj is not None:
             mats.append(self.semantic_proj.weight.t())
         return torch.cat(mats, dim=0)  # (V, D)
@@ -330,6 +339,7 @@ def ranker_loss(
     weights = task_weights or {}
     parts = {t: nn.functional.binary_cross_entropy_with_logits(z, batch[t].to(z.dtype)) for t, z in logits.items()}
     total = sum(float(weights.get(t, 1.0)) * loss for t, loss in parts.items())
+    assert isinstance(total, torch.Tensor), "logits holds at least one task"
     return total, parts
 
 

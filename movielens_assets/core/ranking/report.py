@@ -12,12 +12,19 @@ Shape of `metrics/ranking.json`: docs/EVALUATION.md ("Ranking").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from movielens_assets.core.evaluation.metrics import auc, bootstrap_ci, gauc, logloss, per_user_metrics, \
-    rec_matrix_from_ranks, relevance_matrix
+from movielens_assets.core.evaluation.metrics import (
+    auc,
+    bootstrap_ci,
+    gauc,
+    logloss,
+    per_user_metrics,
+    rec_matrix_from_ranks,
+    relevance_matrix,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -79,7 +86,8 @@ def classification(scored: pa.Table, watch: np.ndarray, like: np.ndarray) -> dic
 
 def headline(metrics: Mapping[str, float | list[float]]) -> dict[str, float]:
     """The list metrics without intervals (the `final` / `recall_only` / channel blocks of ranking.json)."""
-    return {k: float(metrics[k]) for k in LIST_METRICS if k in metrics}
+    # the LIST_METRICS entries are floats; the lists are their `_ci` intervals
+    return {k: float(cast(float, metrics[k])) for k in LIST_METRICS if k in metrics}
 
 
 def markdown(report: Mapping) -> str:

@@ -10,7 +10,7 @@ in parallel worker processes (one torch thread each).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -76,6 +76,7 @@ def rerank(checkpoints: Mapping[str, RankerCheckpoint], store: SequenceStore, en
     workers = min(workers or os.cpu_count() or 1, len(bounds))
     job = _RerankJob(dict(checkpoints), store, engine, merged, users, starts)
     parts: dict[str, list[pa.Table]] = {name: [] for name in checkpoints}
+    results: Iterator[dict[str, pa.Table]]
     if workers <= 1:
         results = (job.run(b, num_threads) for b in bounds)
         pool = None

@@ -304,6 +304,7 @@ def write_shard(out_dir: Path, *, store: SequenceStore, engine: RankingFeatureEn
                     # (dictionary pages for them doubled the write time for 10% less disk)
                     writer = pq.ParquetWriter(tmp / "part-0.parquet", schema, compression="zstd",
                                               use_dictionary=list(KEY_COLUMNS))
+                assert schema is not None  # set with the writer
                 writer.write_table(table.replace_schema_metadata(schema.metadata), row_group_size=256 * 1024)
                 rows += table.num_rows
                 positives += int(table.num_rows // (config.negatives + 1))
@@ -311,7 +312,8 @@ def write_shard(out_dir: Path, *, store: SequenceStore, engine: RankingFeatureEn
                 sources += np.bincount(table.column("neg_source").to_numpy(), minlength=4)[:4]
                 if time.perf_counter() - last_log > 30 or positives + skipped == total:
                     dt = time.perf_counter() - start
-                    say(f"shard {shard:02d}: {positives:,}/{total:,} positives, {rows:,} rows ({rows / dt:,.0f} rows/s)")
+                    say(f"shard {shard:02d}: {positives:,}/{total:,} positives, {rows:,} rows "
+                        f"({rows / dt:,.0f} rows/s)")
                     last_log = time.perf_counter()
             if writer is None:  # no user in this shard: one typed, empty file
                 empty = _empty_table(engine).replace_schema_metadata(kv)
@@ -345,24 +347,24 @@ def check_shard(con, shard_path: Path, *, ratings: Path, test: Path, shard: int,
     - no_rated_negatives: no negative is a movie its user rated at any time (`ratings`: every rating);
     - before_test_cutoff: every cut-off is before the user's first `test` rating, no positive is a test row;
     - users_in_their_shard: every user hashes to this shard (so shards are disjoint)."""
-    from movielens_assets.core.data.duck import sql_str
+    from movielens_assets.core.data.duck import one_row, sql_str
     from movielens_assets.core.ranking.shards import shard_sql
 
     s = f"read_parquet({sql_str(Path(shard_path) / '*.parquet')}, hive_partitioning = false)"
     r, t = f"read_parquet({sql_str(ratings)})", f"read_parquet({sql_str(test)})"
-    bad_groups, groups = con.execute(
+    bad_groups, groups = one_row(con.execute(
         f"""SELECT count(*) FILTER (WHERE n <> {int(negatives) + 1} OR p <> 1), count(*)
-            FROM (SELECT pos_id, count(*) AS n, sum(watch) AS p FROM {s} GROUP BY pos_id)""").fetchone()
-    (rated_negatives,) = con.execute(
-        f"SELECT count(*) FROM {s} x JOIN {r} y USING (user_id, movie_id) WHERE x.watch = 0").fetchone()
-    (late,) = con.execute(
+            FROM (SELECT pos_id, count(*) AS n, sum(watch) AS p FROM {s} GROUP BY pos_id)"""))
+    (rated_negatives,) = one_row(con.execute(
+        f"SELECT count(*) FROM {s} x JOIN {r} y USING (user_id, movie_id) WHERE x.watch = 0"))
+    (late,) = one_row(con.execute(
         f"""SELECT count(*) FROM {s} x JOIN (SELECT user_id, min(epoch(timestamp))::BIGINT AS t FROM {t} GROUP BY 1) y
-            USING (user_id) WHERE x.cutoff_ts >= y.t""").fetchone()
-    (test_positives,) = con.execute(
-        f"SELECT count(*) FROM {s} x JOIN {t} y USING (user_id, movie_id) WHERE x.watch = 1").fetchone()
-    outside, users = con.execute(
+            USING (user_id) WHERE x.cutoff_ts >= y.t"""))
+    (test_positives,) = one_row(con.execute(
+        f"SELECT count(*) FROM {s} x JOIN {t} y USING (user_id, movie_id) WHERE x.watch = 1"))
+    outside, users = one_row(con.execute(
         f"""SELECT count(*) FILTER (WHERE {shard_sql('user_id', n_shards)} <> {int(shard)}), count(*)
-            FROM (SELECT DISTINCT user_id FROM {s})""").fetchone()
+            FROM (SELECT DISTINCT user_id FROM {s})"""))
     return {
         "positive_to_negative_ratio": {"passed": bad_groups == 0, "positives": int(groups),
                                        "groups_off_ratio": int(bad_groups), "negatives_per_positive": int(negatives)},

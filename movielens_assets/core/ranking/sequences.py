@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -90,7 +90,7 @@ class SequenceStore:
         directory = Path(directory)
         if not (directory / "meta.json").is_file():
             raise FileNotFoundError(f"{directory}: no sequence store here (materialize `user_sequences` first)")
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         return cls(**{name: np.load(directory / f"{name}.npy", mmap_mode=mode) for name in (*_USER_ARRAYS,
                                                                                           *_ROW_ARRAYS)})
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -139,13 +139,16 @@ def predict(model: UnifiedRanker, batches, device: str | torch.device = "cpu"
                 probs[t].append(torch.sigmoid(z).float().cpu().numpy())
             for k in labels:
                 labels[k].append(tb[k].numpy())
-    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))
+
+    def cat(xs: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(xs) if xs else np.zeros(0)
+
     return {t: cat(v) for t, v in probs.items()}, {k: cat(v) for k, v in labels.items()}
 
 
 def classification_metrics(probs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict:
     """AUC, GAUC (per user) and logloss per task; for `like` also among watched rows only."""
-    out: dict[str, dict[str, float]] = {"auc": {}, "gauc": {}, "logloss": {}}
+    out: dict[str, Any] = {"auc": {}, "gauc": {}, "logloss": {}}  # {metric: {task: value}} and "rows"
     for task, p in probs.items():
         y, users = labels[task], labels["user"]
         out["auc"][task] = auc(p, y)
@@ -221,15 +224,16 @@ def train(model: UnifiedRanker, train_stream, valid_batches: list[dict], config:
             seconds = time.perf_counter() - t0
             probs, labels = predict(model, valid_batches, dev)
             metrics = classification_metrics(probs, labels)
-            entry = {"epoch": epoch + 1, "loss": total / max(seen, 1),
-                     "loss_by_task": {t: v / max(seen, 1) for t, v in parts.items()}, "samples": seen,
-                     "seconds": round(seconds, 2), "samples_per_s": round(seen / max(seconds, 1e-9), 1),
-                     "valid": metrics}
+            entry: dict[str, Any] = {"epoch": epoch + 1, "loss": total / max(seen, 1),
+                                     "loss_by_task": {t: v / max(seen, 1) for t, v in parts.items()},
+                                     "samples": seen, "seconds": round(seconds, 2),
+                                     "samples_per_s": round(seen / max(seconds, 1e-9), 1), "valid": metrics}
             history.epochs.append(entry)
             g = metrics["gauc"].get("watch", float("nan"))
             say(f"epoch {epoch + 1}/{config.epochs}: loss {entry['loss']:.4f}, {seen:,} samples in {seconds:.0f}s "
                 f"({entry['samples_per_s']:,.0f}/s); valid GAUC watch {g:.4f}, AUC watch "
-                f"{metrics['auc'].get('watch', float('nan')):.4f}, GAUC like {metrics['gauc'].get('like', float('nan')):.4f}")
+                f"{metrics['auc'].get('watch', float('nan')):.4f}, "
+                f"GAUC like {metrics['gauc'].get('like', float('nan')):.4f}")
             per_user = group_aucs(probs["watch"], labels["watch"], labels["user"]) if "watch" in probs else None
             better, entry["vs_best"] = _improves(per_user, best_users, config.min_gain_z)
             if better:
@@ -323,7 +327,8 @@ def fit_ranker(files: Sequence[Path], store: SequenceStore, items: ItemFeatures,
     names = feature_columns(files, config.exclude_features)
     if config.window_share is not None:
         config = replace(config, other_fraction=_other_fraction(units, config.train_role, config.window_share))
-        say(f"ranker: window share {config.window_share:.2f} -> {config.other_fraction:.3f} of the other rows per epoch")
+        say(f"ranker: window share {config.window_share:.2f} -> {config.other_fraction:.3f} "
+            "of the other rows per epoch")
     normalizer = fit_normalizer(units, names, config.normalizer_rows, config.seed)
     vocab = RankingVocab.build(store, items)
     tables = vocab.item_tables(items)
@@ -388,11 +393,15 @@ class RankerCheckpoint:
             (tmp / "normalizer.json").write_text(json.dumps(self.normalizer.to_dict(), indent=2))
             (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
             self.vocab.save(tmp)
-            np.savez(tmp / "item_tables.npz", **{k: v for k, v in self.item_tables.items() if v is not None})
+            # numpy's savez stub has `allow_pickle: bool` next to `**kwds: ArrayLike`: mypy cannot tell that a
+            # dict of arrays has no key "allow_pickle" and rejects the **dict (both calls below)
+            tables = {k: v for k, v in self.item_tables.items() if v is not None}
+            np.savez(tmp / "item_tables.npz", **tables)  # type: ignore[arg-type]  # numpy stub, see above
             if check_batch is not None:
                 scores = predict(self.model, [check_batch])[0]
-                np.savez(tmp / "check.npz", **{f"in_{k}": v for k, v in check_batch.items()},
-                         **{f"score_{k}": v for k, v in scores.items()})
+                arrays = {**{f"in_{k}": v for k, v in check_batch.items()},
+                          **{f"score_{k}": v for k, v in scores.items()}}
+                np.savez(tmp / "check.npz", **arrays)  # type: ignore[arg-type]  # numpy stub, see above
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> RankerCheckpoint:

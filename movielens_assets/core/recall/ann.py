@@ -18,6 +18,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -78,6 +79,7 @@ class AnnIndex:
             raise ValueError(f"vectors must be 2-D, got shape {x.shape}")
         n, d = x.shape
         kind = config.resolved_kind(n)
+        index: faiss.Index
         if kind == "flat" or n == 0:
             kind = "flat"
             index = faiss.IndexFlatIP(d)
@@ -85,14 +87,16 @@ class AnnIndex:
             nlist = config.ivf_nlist or int(round(4 * math.sqrt(n)))
             nlist = max(1, min(nlist, n // 39 if n >= 39 else 1))
             quantizer = faiss.IndexFlatIP(d)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-            index.cp.seed = config.seed
-            index.train(x)
-            index.nprobe = min(config.ivf_nprobe, nlist)
+            ivf = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            ivf.cp.seed = config.seed
+            ivf.train(x)
+            ivf.nprobe = min(config.ivf_nprobe, nlist)
+            index = ivf
         else:  # hnsw
-            index = faiss.IndexHNSWFlat(d, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = config.hnsw_ef_construction
-            index.hnsw.efSearch = config.hnsw_ef_search
+            hnsw = faiss.IndexHNSWFlat(d, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efConstruction = config.hnsw_ef_construction
+            hnsw.hnsw.efSearch = config.hnsw_ef_search
+            index = hnsw
         if n:
             index.add(x)
         out_ids = None if ids is None else np.asarray(ids, dtype=np.int64)
@@ -144,7 +148,8 @@ class AnnIndex:
         index = faiss.read_index(str(directory / "index.faiss"))
         config = AnnConfig(**meta["config"])
         if meta["kind"] == "ivf":
-            index.nprobe = min(config.ivf_nprobe, index.nlist)
+            ivf = cast("faiss.IndexIVFFlat", index)  # read_index returns the concrete (downcast) index class
+            ivf.nprobe = min(config.ivf_nprobe, ivf.nlist)
         ids_path = directory / "ids.npy"
         return cls(index, meta["kind"], config, np.load(ids_path) if ids_path.exists() else None)
 

@@ -43,7 +43,8 @@ class IdMap:
         raw = np.asarray(raw, dtype=np.int64)
         pos = np.searchsorted(sorted_ids, raw)
         pos_clipped = np.minimum(pos, max(sorted_ids.size - 1, 0))
-        found = (pos < sorted_ids.size) & (sorted_ids[pos_clipped] == raw) if sorted_ids.size else np.zeros(raw.shape, bool)
+        found = ((pos < sorted_ids.size) & (sorted_ids[pos_clipped] == raw) if sorted_ids.size
+                 else np.zeros(raw.shape, bool))
         return np.where(found, pos_clipped, -1).astype(np.int32)
 
     def user_index(self, raw_user_ids: np.ndarray) -> np.ndarray:

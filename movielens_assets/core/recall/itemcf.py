@@ -75,12 +75,13 @@ class ItemCFRecall(BaseRecall):
     def recommend(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         from movielens_assets.core.recall.kernels import neighbour_topk
 
-        assert self.nbr_idx is not None and self.train is not None, "fit first"
+        assert self.nbr_idx is not None and self.nbr_sim is not None and self.train is not None, "fit first"
         weights = np.float64(self.params.recency) ** np.arange(self.params.n_recent)
         return neighbour_topk(users, self.train.indptr, self.train.items, self.nbr_idx, self.nbr_sim, weights, k)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
+        assert self.nbr_idx is not None and self.nbr_sim is not None, "fit first"
         with atomic_path(directory) as tmp:
             tmp.mkdir(parents=True)
             np.save(tmp / "neighbors.npy", self.nbr_idx)

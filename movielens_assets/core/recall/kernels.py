@@ -237,8 +237,10 @@ def neighbour_topk(users: np.ndarray, indptr: np.ndarray, items: np.ndarray, nbr
     out_val = np.full((users.size, k), np.nan, dtype=np.float32)
     if users.size and k > 0:
         ok = np.ones(n_items, dtype=np.bool_) if item_ok is None else np.ascontiguousarray(item_ok, dtype=np.bool_)
-        _neighbour_topk(users, np.ascontiguousarray(indptr, dtype=np.int64), np.ascontiguousarray(items, dtype=np.int32),
-                        ok, np.ascontiguousarray(nbr_idx, dtype=np.int32), np.ascontiguousarray(nbr_sim, dtype=np.float32),
+        _neighbour_topk(users, np.ascontiguousarray(indptr, dtype=np.int64),
+                        np.ascontiguousarray(items, dtype=np.int32), ok,
+                        np.ascontiguousarray(nbr_idx, dtype=np.int32),
+                        np.ascontiguousarray(nbr_sim, dtype=np.float32),
                         np.ascontiguousarray(weights, dtype=np.float64), n_items, int(k), _chunks(users.size),
                         out_idx, out_val)
     return out_idx, out_val
@@ -335,6 +337,7 @@ def seen_mask(candidates: np.ndarray, users: np.ndarray, indptr: np.ndarray, ite
     candidates = np.ascontiguousarray(candidates, dtype=np.int64)
     out = np.zeros(candidates.shape, dtype=np.bool_)
     if candidates.size:
-        _seen_mask(candidates, np.ascontiguousarray(users, dtype=np.int64), np.ascontiguousarray(indptr, dtype=np.int64),
-                   np.ascontiguousarray(items, dtype=np.int32), int(n_items), _chunks(candidates.shape[0]), out)
+        _seen_mask(candidates, np.ascontiguousarray(users, dtype=np.int64),
+                   np.ascontiguousarray(indptr, dtype=np.int64), np.ascontiguousarray(items, dtype=np.int32),
+                   int(n_items), _chunks(candidates.shape[0]), out)
     return out

@@ -84,7 +84,8 @@ def merge_candidates(
             # the channel of the earliest slot; equal slots go to the first channel (arg_min would pick any)
             tie = "(min({'k': (rank - 1) / w, 'c': ch}) FILTER (WHERE w > 0)).c"
         per_channel = ", ".join(f"min(rank) FILTER (WHERE ch = {i})::INTEGER AS rank_{n}, "
-                                f"min(ch_score) FILTER (WHERE ch = {i})::FLOAT AS score_{n}" for i, n in enumerate(names))
+                                f"min(ch_score) FILTER (WHERE ch = {i})::FLOAT AS score_{n}"
+                                for i, n in enumerate(names))
         query = f"""
             WITH c AS ({' UNION ALL '.join(parts)}),
             agg AS (
@@ -158,8 +159,10 @@ def merge_candidate_files(
                 for s in starts:
                     chunk = users[s : s + users_per_chunk]
                     where = "" if chunk.size == 0 else f"WHERE user_id BETWEEN {int(chunk[0])} AND {int(chunk[-1])}"
-                    tables = {name: con.sql(f"SELECT user_id, movie_id, rank, score FROM {src} {where}").to_arrow_table()
-                              for name, src in sources.items()}
+                    tables = {
+                        name: con.sql(f"SELECT user_id, movie_id, rank, score FROM {src} {where}").to_arrow_table()
+                        for name, src in sources.items()
+                    }
                     merged = merge_candidates(tables, con=con, **merge_kwargs)
                     if writer is None:
                         writer = pq.ParquetWriter(tmp, merged.schema, compression="zstd")

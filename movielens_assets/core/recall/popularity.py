@@ -40,6 +40,7 @@ class PopularityRecall(BaseRecall):
         return ranked_unseen(users, self.train.indptr, self.train.items, ranking, self.scores, k)
 
     def save(self, directory: Path) -> None:
+        assert self.scores is not None, "fit first"
         with atomic_path(directory) as tmp:
             tmp.mkdir(parents=True)
             np.save(tmp / "scores.npy", self.scores)

@@ -99,7 +99,7 @@ class SemanticRecall(BaseRecall):
     def recommend(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         from movielens_assets.core.recall.kernels import neighbour_topk
 
-        if self.neighbours_ is None:
+        if self.neighbours_ is None or self.similarities_ is None or self.train is None:  # set together by fit / load
             raise RuntimeError("SemanticRecall is not fitted")
         weights = self.config.recency_decay ** np.arange(self.config.recent, dtype=np.float64)
         return neighbour_topk(users, self.train.indptr, self.train.items, self.neighbours_, self.similarities_,
@@ -108,7 +108,7 @@ class SemanticRecall(BaseRecall):
     def save(self, directory: Path) -> None:
         from movielens_assets.core.data.atomic import atomic_path
 
-        if self.neighbours_ is None:
+        if self.neighbours_ is None or self.similarities_ is None or self.index_ is None:  # set together
             raise RuntimeError("SemanticRecall is not fitted")
         with atomic_path(directory) as tmp:
             tmp.mkdir(parents=True)

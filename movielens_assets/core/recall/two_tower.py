@@ -47,6 +47,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -348,6 +349,7 @@ class TwoTowerRecall(BaseRecall):
     embedding: that row is zeroed)."""
 
     name = "two_tower"
+    _cum_ratings: np.ndarray  # cumulative ratings of the train rows, set on first use by `_profile_raw`
 
     def __init__(
         self,
@@ -367,7 +369,7 @@ class TwoTowerRecall(BaseRecall):
         if emb is not None and item_embedding_mask is not None:
             emb[~np.asarray(item_embedding_mask, dtype=bool)] = 0.0
         self.item_embeddings = emb
-        self.model = None
+        self.model: Any = None  # the TwoTower nn.Module of `_build_model` (its classes are local to it: torch is lazy)
         self.stats: dict = {}
         self.train: Interactions | None = None
         self.item_vectors_: np.ndarray | None = None
@@ -501,8 +503,9 @@ class TwoTowerRecall(BaseRecall):
             self.item_vectors_ = self._encode_items()
             self.index_ = AnnIndex.build(self.item_vectors_, cfg.ann)
             self.training_log_ = {
-                "loss_per_epoch": losses, "epochs": cfg.epochs, "examples": int(n), "examples_per_epoch": int(per_epoch),
-                "train_seconds": round(train_s, 3), "examples_per_s": round(cfg.epochs * per_epoch / max(train_s, 1e-9), 1),
+                "loss_per_epoch": losses, "epochs": cfg.epochs, "examples": int(n),
+                "examples_per_epoch": int(per_epoch), "train_seconds": round(train_s, 3),
+                "examples_per_s": round(cfg.epochs * per_epoch / max(train_s, 1e-9), 1),
                 "index_seconds": round(time.perf_counter() - t0 - train_s, 3), "device": str(dev),
                 "index_kind": self.index_.kind, "sparse_embeddings": cfg.sparse_embeddings,
             }
@@ -529,6 +532,8 @@ class TwoTowerRecall(BaseRecall):
         """L2-normalised user vectors from each user's whole training history (float32 [n, dim])."""
         import torch
 
+        if self.model is None or self.train is None:  # set together by fit / load
+            raise RuntimeError("TwoTowerRecall is not fitted")
         users = np.asarray(users, dtype=np.int64)
         out = np.zeros((users.size, self.config.dim), dtype=np.float32)
         with torch.no_grad():
@@ -541,11 +546,13 @@ class TwoTowerRecall(BaseRecall):
         return out
 
     def item_vectors(self) -> np.ndarray:
+        if self.item_vectors_ is None:
+            raise RuntimeError("TwoTowerRecall is not fitted")
         return self.item_vectors_
 
     def recommend(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.model is None:
-            raise RuntimeError("TwoTowerRecall is not fitted")
+        if self.model is None or self.index_ is None or self.item_vectors_ is None or self.train is None:
+            raise RuntimeError("TwoTowerRecall is not fitted")  # (fit / load set all four)
         users = np.asarray(users, dtype=np.int64)
         return recommend_by_vectors(self.index_, self.item_vectors_, self.user_vectors(users), users, self.train, k)
 
@@ -557,7 +564,7 @@ class TwoTowerRecall(BaseRecall):
 
         from movielens_assets.core.data.atomic import atomic_path
 
-        if self.model is None:
+        if self.model is None or self.index_ is None or self.item_vectors_ is None:  # set together
             raise RuntimeError("TwoTowerRecall is not fitted")
         stats = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.stats.items()}
         with atomic_path(directory) as tmp:
@@ -565,14 +572,15 @@ class TwoTowerRecall(BaseRecall):
             torch.save({"state_dict": self.model.state_dict(), "config": self.config.to_dict(), "stats": stats,
                         "training_log": self.training_log_}, tmp / "checkpoint.pt")
             (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-            side = {}
+            side: dict[str, np.ndarray] = {}
             if self.item_genres is not None:
                 side["item_genres"] = self.item_genres
             if self.item_years is not None:
                 side["item_years"] = self.item_years
             if self.item_embeddings is not None:
                 side["item_embeddings"] = self.item_embeddings
-            np.savez(tmp / "item_inputs.npz", **side)
+            # numpy's savez stub: mypy cannot tell that a dict of arrays has no key "allow_pickle" (a bool)
+            np.savez(tmp / "item_inputs.npz", **side)  # type: ignore[arg-type]
             np.save(tmp / "item_vectors.npy", self.item_vectors_)
             self.index_.save(tmp / "index")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from movielens_assets.core.data.atomic import atomic_path, atomic_write_text
-from movielens_assets.core.data.duck import sql_str
+from movielens_assets.core.data.duck import one_row, sql_str
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -29,25 +29,25 @@ def compute_stats(
     s: dict[str, Any] = {}
     (
         s["ratings"], s["users"], s["rated_movies"], s["rating_mean"], s["first_rating"], s["last_rating"],
-    ) = con.execute(
+    ) = one_row(con.execute(
         f"SELECT count(*), count(DISTINCT user_id), count(DISTINCT movie_id), avg(rating), "
         f"min(timestamp), max(timestamp) FROM {r}"
-    ).fetchone()
-    s["movies"] = con.execute(f"SELECT count(*) FROM {m}").fetchone()[0]
-    s["tags"] = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-    s["links"], s["links_with_tmdb_id"] = con.execute(f"SELECT count(*), count(tmdb_id) FROM {lk}").fetchone()
+    ))
+    s["movies"] = one_row(con.execute(f"SELECT count(*) FROM {m}"))[0]
+    s["tags"] = one_row(con.execute(f"SELECT count(*) FROM {t}"))[0]
+    s["links"], s["links_with_tmdb_id"] = one_row(con.execute(f"SELECT count(*), count(tmdb_id) FROM {lk}"))
     s["sparsity"] = 1.0 - s["ratings"] / max(1, s["users"] * s["rated_movies"])
-    act = con.execute(
+    act = one_row(con.execute(
         f"SELECT median(n), avg(n), min(n), max(n), quantile_cont(n, 0.9) FROM "
         f"(SELECT count(*) AS n FROM {r} GROUP BY user_id)"
-    ).fetchone()
+    ))
     s["user_activity"] = dict(zip(["median", "mean", "min", "max", "p90"], map(float, act), strict=True))
-    pop = con.execute(
+    pop = one_row(con.execute(
         f"WITH c AS (SELECT count(*) AS n FROM {r} GROUP BY movie_id), "
         f"ranked AS (SELECT n, row_number() OVER (ORDER BY n DESC) AS rk, count(*) OVER () AS k FROM c) "
         f"SELECT sum(n) FILTER (WHERE rk <= ceil(k * 0.1)) / sum(n), median(n), "
         f"count(*) FILTER (WHERE n < 5) / count(*) FROM ranked"
-    ).fetchone()
+    ))
     s["top10pct_movie_share"], s["movie_popularity_median"], s["share_movies_under_5_ratings"] = map(float, pop)
     s["rating_histogram"] = dict(
         con.execute(f"SELECT rating, count(*) FROM {r} GROUP BY rating ORDER BY rating").fetchall()
@@ -64,8 +64,8 @@ def compute_stats(
             f"GROUP BY genre ORDER BY 2 DESC, 1"
         ).fetchall()
     ]
-    s["movies_without_genre"] = con.execute(f"SELECT count(*) FROM {m} WHERE len(genres) = 0").fetchone()[0]
-    s["movies_without_year"] = con.execute(f"SELECT count(*) FROM {m} WHERE year IS NULL").fetchone()[0]
+    s["movies_without_genre"] = one_row(con.execute(f"SELECT count(*) FROM {m} WHERE len(genres) = 0"))[0]
+    s["movies_without_year"] = one_row(con.execute(f"SELECT count(*) FROM {m} WHERE year IS NULL"))[0]
     return s
 
 
@@ -107,7 +107,8 @@ def _plots(con: duckdb.DuckDBPyConnection, ratings: Path, stats: dict[str, Any],
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if per_user.size:
         bins = np.logspace(np.log10(max(1, per_user.min())), np.log10(per_user.max() + 1), 40)
-        ax.hist(per_user, bins=bins, color="#55a868")
+        # matplotlib's stub types `bins` as int | Sequence[float] | str; it takes any array-like of edges
+        ax.hist(per_user, bins=bins, color="#55a868")  # type: ignore[arg-type]
         ax.set_xscale("log")
     ax.set(title="User activity (ratings per user)", xlabel="ratings per user (log)", ylabel="users")
     save(fig, "user_activity")

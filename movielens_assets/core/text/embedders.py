@@ -415,6 +415,7 @@ class OpenAIEmbedder:
         c = self.config
         spans = plan_batches(texts, c.max_batch, c.max_request_chars)
         semaphore = asyncio.Semaphore(c.max_concurrency)
+        assert c.api_key is not None  # __init__ refuses a config without a key
         headers = {"Authorization": f"Bearer {c.api_key.strip()}", "Content-Type": "application/json"}
         timeout = aiohttp.ClientTimeout(total=c.timeout_s)
         connector = aiohttp.TCPConnector(limit=c.max_concurrency)
@@ -486,7 +487,7 @@ class OpenAIEmbedder:
                     async with session.post(c.url, json=payload) as resp:
                         status, headers = resp.status, resp.headers
                         body = await resp.read()
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     last = f"{type(exc).__name__}: {self.scrub(str(exc))[:200]}"
                 finally:
                     self._in_flight -= 1

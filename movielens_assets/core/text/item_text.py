@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from movielens_assets.core.data.atomic import atomic_path
-from movielens_assets.core.data.duck import register_parquet_view, sql_str
+from movielens_assets.core.data.duck import one_row, register_parquet_view, sql_str
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -209,11 +209,11 @@ def build_item_texts(
 
     con.execute(f"CREATE OR REPLACE TEMP TABLE _item_text AS {item_text_query()}")
     (rows, with_tmdb, with_overview, with_cast, with_director, with_keywords, with_tags, mean_chars,
-     max_chars) = con.execute(
+     max_chars) = one_row(con.execute(
         "SELECT count(*), count_if(has_tmdb), count_if(has_overview), count_if(has_cast), count_if(has_director), "
         "count_if(has_keywords), count_if(n_tags > 0), coalesce(avg(n_chars), 0), coalesce(max(n_chars), 0) "
         "FROM _item_text"
-    ).fetchone()
+    ))
     kv = {"movielens.dataset": dataset, "movielens.table": "item_text",
           "movielens.item_text_template": TEMPLATE_VERSION}
     meta = "{" + ", ".join(f"{sql_str(k)}: {sql_str(v)}" for k, v in kv.items()) + "}"
@@ -226,7 +226,10 @@ def build_item_texts(
         if out_path.is_file():
             changes = diff_item_texts(con, out_path, tmp)
     con.execute("DROP TABLE _item_text")
-    share = (lambda n: round(n / rows, 4) if rows else 0.0)
+
+    def share(n: int) -> float:
+        return round(n / rows, 4) if rows else 0.0
+
     stats = {
         "with_tmdb": int(with_tmdb), "with_tmdb_share": share(with_tmdb),
         "with_overview": int(with_overview), "with_overview_share": share(with_overview),
@@ -240,11 +243,11 @@ def build_item_texts(
 
 def diff_item_texts(con: duckdb.DuckDBPyConnection, old: Path, new: Path) -> dict[str, int]:
     """Counts of movies new / changed / unchanged / removed between two item_text files."""
-    row = con.execute(
+    row = one_row(con.execute(
         f"""SELECT count_if(o.movie_id IS NULL), count_if(o.text_hash <> n.text_hash),
                    count_if(o.text_hash = n.text_hash), count_if(n.movie_id IS NULL)
             FROM (SELECT movie_id, text_hash FROM read_parquet({sql_str(old)})) o
             FULL OUTER JOIN (SELECT movie_id, text_hash FROM read_parquet({sql_str(new)})) n
             ON o.movie_id = n.movie_id"""
-    ).fetchone()
-    return dict(zip(("new", "changed", "unchanged", "removed"), (int(v) for v in row)))
+    ))
+    return dict(zip(("new", "changed", "unchanged", "removed"), (int(v) for v in row), strict=True))

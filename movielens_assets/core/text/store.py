@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,7 +138,7 @@ class EmbeddingStore:
             schema=_schema(dim).with_metadata({"movielens.embedding_model": model_key,
                                                "movielens.embedding_dim": str(dim)}),
         )
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = self.root / f"chunk-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp, compression="zstd", row_group_size=max(n, 1))
@@ -153,7 +153,7 @@ class EmbeddingStore:
         import pyarrow.parquet as pq
 
         wanted = None if keys is None else set(zip(keys.column("movie_id").to_pylist(),
-                                                    keys.column("text_hash").to_pylist()))
+                                                    keys.column("text_hash").to_pylist(), strict=True))
         seen: set[tuple[int, str]] = set()
         for chunk in self.chunks():
             t = pq.read_table(chunk)
@@ -162,7 +162,7 @@ class EmbeddingStore:
                 continue
             ids, hashes = t.column("movie_id").to_pylist(), t.column("text_hash").to_pylist()
             take = []
-            for i, key in enumerate(zip(ids, hashes)):
+            for i, key in enumerate(zip(ids, hashes, strict=True)):
                 if key not in seen and (wanted is None or key in wanted):
                     seen.add(key)
                     take.append(i)
@@ -281,7 +281,7 @@ def embed_items(
         raise ValueError("movie_ids, texts and text_hashes must have the same length")
     key = embedder.model_key
     done_idx = store.index(key)
-    done = set(zip(done_idx.column("movie_id").to_pylist(), done_idx.column("text_hash").to_pylist()))
+    done = set(zip(done_idx.column("movie_id").to_pylist(), done_idx.column("text_hash").to_pylist(), strict=True))
     ids = np.asarray(movie_ids, dtype=np.int64)
     todo = [i for i in range(n) if (int(ids[i]), text_hashes[i]) not in done]
     report = EmbedReport(key, None, n, n - len(todo), 0, 0, 0.0)
@@ -352,7 +352,7 @@ def embedding_stats(store: EmbeddingStore, model_key: str, keys: pa.Table) -> di
 def genre_signal(
     movie_ids: np.ndarray,
     vectors: np.ndarray,
-    genres: dict[int, Sequence[str]],
+    genres: Mapping[int, Sequence[str]],
     pairs: Sequence[tuple[str, str]] = GENRE_PAIRS,
     min_movies: int = 5,
 ) -> list[dict[str, Any]]:

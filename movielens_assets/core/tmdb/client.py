@@ -37,7 +37,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -263,8 +263,8 @@ def _parse_retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
     if math.isnan(seconds):
         return None
     return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
@@ -612,8 +612,10 @@ class TMDbClient:
             if total_pages > 1:
                 semaphore = asyncio.Semaphore(self.config.max_connections)
 
-                async def one(page: int, a: date = window_start, b: date = window_end) -> dict[str, Any]:
-                    async with semaphore:
+                async def one(
+                    page: int, a: date = window_start, b: date = window_end, sem: asyncio.Semaphore = semaphore
+                ) -> dict[str, Any]:
+                    async with sem:
                         return await self._changes_page(a, b, page)
 
                 pages += await _gather_or_cancel([one(p) for p in range(2, total_pages + 1)])
@@ -722,5 +724,7 @@ async def _gather_or_cancel(aws: Iterable[Awaitable[Any]]) -> list[Any]:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        raise failed[0].exception()
+        exc = failed[0].exception()
+        assert exc is not None  # `failed` holds only tasks that raised
+        raise exc
     return [t.result() for t in tasks]

@@ -94,9 +94,12 @@ class FindState:
             return cls()
         try:
             resolved = {int(m): int(t) for m, t in (data.get("resolved") or {}).items()}
-            misses = {int(m): (str(v["imdb_id"]), float(v["checked_at"])) for m, v in (data.get("misses") or {}).items()}
+            misses = {int(m): (str(v["imdb_id"]), float(v["checked_at"]))
+                      for m, v in (data.get("misses") or {}).items()}
         except (TypeError, ValueError, KeyError) as exc:
-            raise DataValidationError(f"{path}: unexpected content ({exc}); delete it to redo the /find lookups") from exc
+            raise DataValidationError(
+                f"{path}: unexpected content ({exc}); delete it to redo the /find lookups"
+            ) from exc
         return cls(resolved, misses)
 
     def save(self, root: str | os.PathLike[str]) -> Path:
@@ -297,7 +300,8 @@ async def _resolve(
 
     n = max(1, min(client.config.max_connections, len(todo)))
     await _gather_or_cancel([worker() for _ in range(n)])
-    log(f"TMDb /find: {report.resolved_new:,} resolved, {report.find_requests - report.resolved_new - report.find_failed:,} "
+    without = report.find_requests - report.resolved_new - report.find_failed
+    log(f"TMDb /find: {report.resolved_new:,} resolved, {without:,} "
         f"without a TMDb movie, {report.find_failed:,} failed")
 
 

@@ -266,7 +266,9 @@ class LandingWriter:
             path = self._zone.root / _new_chunk_name()
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as raw:
-                    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=_COMPRESSLEVEL) as gz:
+                    with gzip.GzipFile(
+                        filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=_COMPRESSLEVEL
+                    ) as gz:
                         gz.writelines(lines)
                     raw.flush()
                     os.fsync(raw.fileno())

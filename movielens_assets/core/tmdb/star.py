@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from movielens_assets.core.data.atomic import atomic_path
-from movielens_assets.core.data.duck import connect, sql_str
+from movielens_assets.core.data.duck import connect, one_row, sql_str
 from movielens_assets.core.data.errors import DataValidationError
 from movielens_assets.core.tmdb.landing import LandingZone
 
@@ -93,7 +93,9 @@ def _pk(name: str, typ: pa.DataType, doc: str = "") -> Column:
 
 
 def _fk(cols: str | tuple[str, ...], table: str, ref: str | tuple[str, ...], where: str | None = None):
-    as_tuple = (lambda v: (v,) if isinstance(v, str) else tuple(v))
+    def as_tuple(v: str | tuple[str, ...]) -> tuple[str, ...]:
+        return (v,) if isinstance(v, str) else tuple(v)
+
     return ForeignKey(as_tuple(cols), table, as_tuple(ref), where)
 
 
@@ -424,7 +426,8 @@ class _Flattener:
 
     def __init__(self, batch_size: int = 2000) -> None:
         self.batch_size = batch_size
-        self.buffers = {name: {col: [] for col in cols} for name, cols in _STAGING.items()}
+        self.buffers: dict[str, dict[str, list[Any]]] = {name: {col: [] for col in cols}
+                                                         for name, cols in _STAGING.items()}
         self.batches: dict[str, list[pa.Table]] = {name: [] for name in _STAGING}
         self.where: dict[int, str] = {}
         self.pending = 0
@@ -457,7 +460,8 @@ class _Flattener:
             raise self._err(tmdb_id, f"field '{path}.{key}' must be a non-empty string, got {value!r:.80}")
         return value
 
-    def add(self, tmdb_id: int, fetched_at: float, payload: Mapping[str, Any], where: str) -> None:
+    def add(self, tmdb_id: int, fetched_at: float, payload: object, where: str) -> None:
+        """Buffer the rows of one landed payload (any decoded JSON: validated here)."""
         self.where[tmdb_id] = where
         b = self.buffers
         if not isinstance(payload, dict):
@@ -489,9 +493,9 @@ class _Flattener:
                                ("backdrop_path", coll.get("backdrop_path"))):
                 c[col].append(value)
 
-        for kind, key, id_key, path, items in (
-            ("genre", "genres", "genre_id", "genres[]", self._list(tmdb_id, payload, "genres", "genres")),
-            ("keyword", "keywords", "keyword_id", "keywords.keywords[]", self._keywords(tmdb_id, payload)),
+        for kind, id_key, path, items in (
+            ("genre", "genre_id", "genres[]", self._list(tmdb_id, payload, "genres", "genres")),
+            ("keyword", "keyword_id", "keywords.keywords[]", self._keywords(tmdb_id, payload)),
         ):
             buf = b[kind]
             for pos, item in enumerate(items):
@@ -914,7 +918,7 @@ _COVERAGE_SQL = """
 def _coverage(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     cur = con.execute(_COVERAGE_SQL)
     names = [d[0] for d in cur.description]
-    stats = dict(zip(names, cur.fetchone(), strict=True))
+    stats = dict(zip(names, one_row(cur), strict=True))
     movies = stats["movies"]
     stats["with_payload_share"] = stats["with_payload"] / movies if movies else 0.0
     stats["with_overview_share"] = stats["with_overview"] / movies if movies else 0.0
@@ -968,10 +972,10 @@ def check_star_schema(out_dir: str | os.PathLike[str]) -> list[CheckResult]:
                 continue
             keys = ", ".join(f'"{k}"' for k in spec.primary_key)
             not_null = " OR ".join(f'"{k}" IS NULL' for k in spec.primary_key)
-            rows, dup, nulls = con.execute(
+            rows, dup, nulls = one_row(con.execute(
                 f"SELECT count(*), count(*) - count(DISTINCT row({keys})), count(*) FILTER (WHERE {not_null}) "
                 f"FROM {spec.name}"
-            ).fetchone()
+            ))
             sample = con.execute(
                 f"SELECT {keys} FROM {spec.name} GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 5"
             ).fetchall()
@@ -1002,11 +1006,11 @@ def check_star_schema(out_dir: str | os.PathLike[str]) -> list[CheckResult]:
                 ))
 
         if {"movie_tmdb", "tmdb_movie"} <= present:
-            bad_payload, bad_shared = con.execute("""
+            bad_payload, bad_shared = one_row(con.execute("""
                 SELECT count(*) FILTER (WHERE has_payload <> (t.tmdb_id IS NOT NULL)),
                        count(*) FILTER (WHERE tmdb_id_shared <> (mt.tmdb_id IS NOT NULL AND n > 1))
                 FROM (SELECT *, count(*) OVER (PARTITION BY tmdb_id) AS n FROM movie_tmdb) mt
-                LEFT JOIN tmdb_movie t ON t.tmdb_id = mt.tmdb_id""").fetchone()
+                LEFT JOIN tmdb_movie t ON t.tmdb_id = mt.tmdb_id"""))
             results.append(CheckResult(
                 "movie_tmdb:consistency", bad_payload == 0 and bad_shared == 0,
                 "has_payload and tmdb_id_shared agree with tmdb_movie and the tmdb_id counts",

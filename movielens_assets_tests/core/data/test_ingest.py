@@ -104,7 +104,8 @@ def test_required_file_missing(con, tmp_path, table):
 @pytest.mark.parametrize(
     ("text", "pattern"),
     [
-        ("userId,movieId,score,timestamp\n1,2,4.0,5\n", r"line 1: expected the header 'userId,movieId,rating,timestamp', found 'userId,movieId,score,timestamp'"),
+        ("userId,movieId,score,timestamp\n1,2,4.0,5\n",
+         r"line 1: expected the header 'userId,movieId,rating,timestamp', found 'userId,movieId,score,timestamp'"),
         ("1,2,4.0,5\n3,4,4.0,5\n", r"line 1: expected the header .*header line seems to be missing"),
         ("", r"ratings\.csv: the file is empty"),
         ("userId,movieId,rating,timestamp\n", r"ratings\.csv: no data rows after the header"),
@@ -152,14 +153,16 @@ def test_duplicate_user_movie(con, tmp_path, monkeypatch, streaming_from):
     calls = []
     monkeypatch.setattr(quality, "duplicate_pairs", lambda *a, **k: calls.append(a) or _REAL_DUPLICATE_PAIRS(*a, **k))
     write(tmp_path, ratings="userId,movieId,rating,timestamp\n1,2,4.0,5\n1,3,3.0,6\n1,2,2.0,9\n")
-    with pytest.raises(DataValidationError, match=r"1 duplicated \(user_id, movie_id\) key\(s\).*user_id=1, movie_id=2 on lines 2, 4"):
+    with pytest.raises(DataValidationError,
+                       match=r"1 duplicated \(user_id, movie_id\) key\(s\).*user_id=1, movie_id=2 on lines 2, 4"):
         run(con, tmp_path, "ratings")
     assert bool(calls) == (streaming_from == 0)
 
 
 def test_empty_required_value(con, tmp_path):
     write(tmp_path, ratings="userId,movieId,rating,timestamp\n1,2,4.0,5\n1,,3.0,6\n")
-    with pytest.raises(DataValidationError, match=r"1 row\(s\) with an empty value in required field\(s\) movie_id \(line 3\)"):
+    with pytest.raises(DataValidationError,
+                       match=r"1 row\(s\) with an empty value in required field\(s\) movie_id \(line 3\)"):
         run(con, tmp_path, "ratings")
 
 

@@ -113,7 +113,9 @@ def test_splits_do_not_depend_on_the_tie_order_of_the_ratings_file(tmp_path):
         split_last_n(con, src, tmp_path / order / "last_n", n=3)
         split_global_time(con, src, tmp_path / order / "global_time")
         outputs.append({
-            f"{p}/{part}": con.execute(f"SELECT * FROM read_parquet('{tmp_path / order / p / part}.parquet')").fetchall()
+            f"{p}/{part}": con.execute(
+                f"SELECT * FROM read_parquet('{tmp_path / order / p / part}.parquet')"
+            ).fetchall()
             for p, parts in (("last_n", ("train", "test")), ("global_time", ("train", "valid", "test")))
             for part in parts
         })
@@ -146,7 +148,7 @@ def test_last_n_window_is_the_same_rule_applied_to_train(tmp_path):
     assert window.test_users.tolist() == [1, 3] and window.ids.user_ids.tolist() == [1, 2, 3]
     assert window.ids.item_ids.tolist() == [1, 2, 3]  # its own IdMap, from the window stage's train
     users, user_rows, movie_rows, _ = load_targets(con, stages[1])
-    assert users.tolist() == [1, 3] and sorted(zip(user_rows.tolist(), movie_rows.tolist())) == [
+    assert users.tolist() == [1, 3] and sorted(zip(user_rows.tolist(), movie_rows.tolist(), strict=True)) == [
         (1, 4), (1, 5), (1, 6), (3, 2), (3, 3), (3, 4)]
     g_test, g_window = protocol_stages(tmp_path, "global_time")
     assert g_test.fit_dir == g_window.fit_dir and g_window.target == "valid"

@@ -62,7 +62,8 @@ def test_changing_any_later_rating_changes_no_feature(tmp_path, quantile):
 
 def test_the_label_is_never_a_feature(tiny):
     names = tiny.engine.feature_names
-    allowed = {n for group in FEATURE_GROUPS.values() for n in group} | set(recall_feature_names(tiny_protocol.CHANNELS))
+    allowed = ({n for group in FEATURE_GROUPS.values() for n in group}
+               | set(recall_feature_names(tiny_protocol.CHANNELS)))
     assert set(names) <= allowed and len(set(names)) == len(names)
     assert not {"rating", "watch", "like", "label"} & set(names)
     assert set(names) == allowed  # with TMDb data and embeddings every group is produced

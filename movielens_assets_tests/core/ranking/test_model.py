@@ -348,7 +348,7 @@ def test_row_sparse_adam_equals_torch_sparse_adam(path, monkeypatch):
     w0 = torch.randn(12, 3)
     ours, ref = torch.nn.Parameter(w0.clone()), torch.nn.Parameter(w0.clone())
     opt_ours, opt_ref = RowSparseAdam([ours], lr=0.01), torch.optim.SparseAdam([ref], lr=0.01)
-    for step in range(6):
+    for _ in range(6):
         idx = torch.randint(0, 12, (9,))  # duplicates, rows absent at some steps
         vals = torch.randn(9, 3)
         for p in (ours, ref):

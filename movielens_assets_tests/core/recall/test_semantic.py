@@ -76,7 +76,8 @@ def test_batch_matches_single_and_save_load_round_trip(tmp_path, kind):
     rng = np.random.default_rng(5)
     per_user = [sorted(rng.choice(N_ITEMS, rng.integers(1, 15), replace=False).tolist()) for _ in range(300)]
     train = interactions(per_user)
-    model = SemanticRecall(topic_embeddings(), config=SemanticConfig(neighbours=20, ann=AnnConfig(kind=kind))).fit(train)
+    config = SemanticConfig(neighbours=20, ann=AnnConfig(kind=kind))
+    model = SemanticRecall(topic_embeddings(), config=config).fit(train)
     users = np.arange(300)
     idx, sc = model.recommend(users, 10)
     for u in (0, 17, 299):

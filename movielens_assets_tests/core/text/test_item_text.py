@@ -92,7 +92,7 @@ STAR_ROWS = {
 
 def texts(path: Path) -> dict[int, str]:
     t = pq.read_table(path)
-    return dict(zip(t.column("movie_id").to_pylist(), t.column("text").to_pylist()))
+    return dict(zip(t.column("movie_id").to_pylist(), t.column("text").to_pylist(), strict=True))
 
 
 def test_without_tmdb_or_tags_every_movie_gets_title_year_and_genres(tmp_path, processed):
@@ -109,7 +109,7 @@ def test_without_tmdb_or_tags_every_movie_gets_title_year_and_genres(tmp_path, p
     assert table.column_names == ["movie_id", "text", "text_hash", "n_chars", "has_tmdb", "n_tags"]
     assert table.schema.field("movie_id").type == pa.int32()
     assert pq.read_metadata(report.path).metadata[b"movielens.item_text_template"] == TEMPLATE_VERSION.encode()
-    for mid, text, h in zip(*(table.column(c).to_pylist() for c in ("movie_id", "text", "text_hash"))):
+    for mid, text, h in zip(*(table.column(c).to_pylist() for c in ("movie_id", "text", "text_hash")), strict=True):
         assert h == hashlib.sha256(text.encode()).hexdigest(), mid
 
 
@@ -149,7 +149,7 @@ def test_rebuild_reports_what_changed(tmp_path, processed):
     con = duck.connect()
     build_item_texts(con, movies=processed / "movies.parquet", tags=processed / "tags.parquet", tmdb_dir=None,
                      out_path=out)
-    before = dict(zip(*(pq.read_table(out).column(c).to_pylist() for c in ("movie_id", "text_hash"))))
+    before = dict(zip(*(pq.read_table(out).column(c).to_pylist() for c in ("movie_id", "text_hash")), strict=True))
     same = build_item_texts(con, movies=processed / "movies.parquet", tags=processed / "tags.parquet",
                             tmdb_dir=None, out_path=out)
     assert same.changes == {"new": 0, "changed": 0, "unchanged": 4, "removed": 0}
@@ -157,7 +157,7 @@ def test_rebuild_reports_what_changed(tmp_path, processed):
     changed = build_item_texts(con, movies=processed / "movies.parquet", tags=processed / "tags.parquet",
                                tmdb_dir=star, out_path=out)
     assert changed.changes == {"new": 0, "changed": 1, "unchanged": 3, "removed": 0}
-    after = dict(zip(*(pq.read_table(out).column(c).to_pylist() for c in ("movie_id", "text_hash"))))
+    after = dict(zip(*(pq.read_table(out).column(c).to_pylist() for c in ("movie_id", "text_hash")), strict=True))
     assert [m for m in before if before[m] != after[m]] == [1]
     assert not list(tmp_path.glob(".item_text*"))  # no temporary left behind
 

@@ -7,7 +7,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
+from itertools import pairwise
 from typing import Any
 
 import aiohttp
@@ -213,7 +214,7 @@ def test_limiter_spacing_is_strict_on_the_client_clock():
         return starts
 
     starts = asyncio.run(main())
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in pairwise(starts)]
     assert len(starts) == 150 and min(gaps) >= 0.01 - 1e-6
 
 
@@ -359,7 +360,7 @@ def test_scrub_masks_urls_and_bearer_values():
     assert "api_key=***" in scrub(message) and "language=en-US" in scrub(message)
     assert scrub("Authorization: Bearer abc.def-ghi") == "Authorization: Bearer ***"
     assert scrub(f"x {TOKEN} y", [TOKEN]) == "x *** y"
-    assert scrub("k=%s" % API_KEY.upper(), [API_KEY.upper()]) == "k=***"
+    assert scrub(f"k={API_KEY.upper()}", [API_KEY.upper()]) == "k=***"
 
 
 def test_config_validation():
@@ -388,7 +389,7 @@ def test_progress_lines_are_throttled_and_summarised():
     times = [t for t, _ in out.logs]
     lines = [line for _, line in out.logs]
     assert len(lines) >= 3
-    assert all(b - a >= 0.2 for a, b in zip(times[:-2], times[1:-1]))  # periodic lines
+    assert all(b - a >= 0.2 for a, b in zip(times[:-2], times[1:-1], strict=True))  # periodic lines
     assert len(lines) <= out.stats.elapsed / 0.25 + 2
     final = lines[-1]
     assert final.startswith("TMDb crawl finished: 305/305 movies")
@@ -451,7 +452,7 @@ def test_changes_feed_pages_and_splits_long_windows():
     spans = [(date.fromisoformat(a), date.fromisoformat(b)) for a, b in windows]
     assert spans[0][0] == start and spans[-1][1] == end
     assert all((b - a).days <= 14 for a, b in spans)
-    assert all(nxt[0] == prev[1] + timedelta(days=1) for prev, nxt in zip(spans, spans[1:]))  # no gap, no overlap
+    assert all(nxt[0] == prev[1] + timedelta(days=1) for prev, nxt in pairwise(spans))  # no gap, no overlap
     pages = Counter((r.query["start_date"], r.query["page"]) for r in records)
     assert set(pages.values()) == {1}  # each page once
     assert pages[(start.isoformat(), "5")] == 1  # 14 days x 30 ids = 420 ids -> 5 pages
@@ -494,13 +495,13 @@ def test_one_client_object_can_serve_two_event_loops():
 
 
 def test_retry_after_parsing():
+    from datetime import datetime
     from email.utils import format_datetime
-    from datetime import datetime, timezone
 
     from movielens_assets.core.tmdb.client import MAX_RETRY_AFTER_S, _parse_retry_after
 
     assert _parse_retry_after(None) is None and _parse_retry_after("") is None and _parse_retry_after("soon") is None
     assert _parse_retry_after("0") == 0.0 and _parse_retry_after("2") == 2.0 and _parse_retry_after("-5") == 0.0
     assert _parse_retry_after("99999") == MAX_RETRY_AFTER_S
-    in_10s = format_datetime(datetime.fromtimestamp(time.time() + 10, timezone.utc), usegmt=True)
+    in_10s = format_datetime(datetime.fromtimestamp(time.time() + 10, UTC), usegmt=True)
     assert 8 <= _parse_retry_after(in_10s) <= 10.5

@@ -265,7 +265,8 @@ def test_bad_line_in_valid_gzip_names_chunk_and_line(tmp_path: Path) -> None:
         zone.latest()
 
     bad.unlink()
-    body = json.dumps(header).encode() + b"\n" + b'{"tmdb_id": 2, "status": 200, "fetched_at": 1.0, "error": null, "payload": {"id": 2\n'
+    body = (json.dumps(header).encode() + b"\n"
+            + b'{"tmdb_id": 2, "status": 200, "fetched_at": 1.0, "error": null, "payload": {"id": 2\n')
     bad2 = _fake_chunk(zone, "chunk-20000101T000000000000Z-truncline.jsonl.gz", gzip.compress(body))
     with pytest.raises(CorruptChunkError, match=rf"{bad2.name}: line 2"):
         zone.latest()

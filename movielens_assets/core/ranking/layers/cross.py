@@ -31,10 +31,11 @@ class CrossNet(nn.Module):
         super().__init__()
         self.in_dim = in_dim
         self.out_dim = in_dim
-        self.layers = nn.ModuleList(nn.Linear(in_dim, in_dim) for _ in range(n_layers))
-        for layer in self.layers:  # small initial crosses: the network starts close to the identity
+        layers = [nn.Linear(in_dim, in_dim) for _ in range(n_layers)]
+        for layer in layers:  # small initial crosses: the network starts close to the identity
             nn.init.xavier_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
+        self.layers = nn.ModuleList(layers)
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         x = x0  # (B, d)
@@ -59,12 +60,14 @@ class LowRankCrossNet(nn.Module):
         self.in_dim = in_dim
         self.out_dim = in_dim
         self.rank = rank
-        self.v = nn.ModuleList(nn.Linear(in_dim, rank, bias=False) for _ in range(n_layers))  # V_l^T
-        self.u = nn.ModuleList(nn.Linear(rank, in_dim) for _ in range(n_layers))  # U_l, b_l
-        for v, u in zip(self.v, self.u, strict=True):
+        vs = [nn.Linear(in_dim, rank, bias=False) for _ in range(n_layers)]  # V_l^T
+        us = [nn.Linear(rank, in_dim) for _ in range(n_layers)]  # U_l, b_l
+        for v, u in zip(vs, us, strict=True):
             nn.init.xavier_normal_(v.weight)
             nn.init.xavier_normal_(u.weight)
             nn.init.zeros_(u.bias)
+        self.v = nn.ModuleList(vs)
+        self.u = nn.ModuleList(us)
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         x = x0  # (B, d)

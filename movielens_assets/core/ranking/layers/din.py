@@ -100,7 +100,8 @@ class DINAttention(nn.Module):
         H = w.shape[0]
         order = torch.argsort(group, stable=True)  # rows by history (already so when scoring)
         slot = torch.empty_like(group)  # row b's place among its history's rows
-        slot[order] = torch.arange(group.numel(), device=group.device) - (torch.cumsum(counts, 0) - counts)[group[order]]
+        slot[order] = (torch.arange(group.numel(), device=group.device)
+                       - (torch.cumsum(counts, 0) - counts)[group[order]])
         a_q = torch.addmm(self.first.bias, query, (w_q + w_d).t())  # (B, H)
         q_pad = query.new_zeros(n_groups, width, D)
         q_pad[group, slot] = query
