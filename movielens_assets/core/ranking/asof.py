@@ -66,11 +66,11 @@ class AsOfIndex:
             raise ValueError("event times span more than 2^32 - 1 seconds")
         self.uniq, self.starts = np.unique(keys, return_index=True)
         self.starts = self.starts.astype(np.int64)
-        rank = np.repeat(np.arange(self.uniq.size, dtype=np.int64), np.diff(np.append(self.starts, keys.size)))
+        counts = np.diff(np.append(self.starts, keys.size))  # events per key
+        rank = np.repeat(np.arange(self.uniq.size, dtype=np.int64), counts)
         self.composite = (rank << _TIME_BITS) | (times - self.t0)
         self.first_time = times[self.starts] if times.size else np.zeros(0, np.int64)
         del rank, times
-        counts = np.diff(np.append(self.starts, keys.size))
         self.local: dict[str, np.ndarray] = {}
         self.total: dict[str, np.ndarray] = {}
         for name, v in (values or {}).items():
