@@ -28,6 +28,8 @@ def _lake(root: Path, ratings: pa.Table, chunks: list[pa.Table], ndcg: float) ->
         pq.write_table(chunk, store / f"chunk-2026010{i}T000000Z-{root.name}{i}.parquet")
     (root / "tmdb" / "landing").mkdir(parents=True)
     pq.write_table(pa.table({"fetched_at": [str(root)]}), root / "tmdb" / "landing" / "x.parquet")  # not recorded
+    # a table with the run's time in a column: that column is left out of the hash
+    pq.write_table(pa.table({"tmdb_id": [7], "fetched_at": [str(root)]}), root / "processed" / "tmdb_movie.parquet")
     (root / "metrics").mkdir()
     (root / "metrics" / "ranking.json").write_text(json.dumps({"final": {"ndcg@20": ndcg}, "dataset": "x"}))
     return root
@@ -38,7 +40,8 @@ def test_the_record_ignores_order_and_file_names_and_catches_every_change(tmp_pa
     ratings = pa.table({"user_id": [1, 1, 2], "movie_id": [10, 11, 10], "rating": [4.0, 3.5, 5.0]})
     emb = pa.table({"movie_id": [10, 11], "v": [0.25, 0.5]})
     old = m.record(_lake(tmp_path / "a", ratings, [emb.slice(0, 1), emb.slice(1)], 0.2))
-    assert set(old["files"]) == {"processed/ratings.parquet", "features/item_embeddings/chunk-*.parquet"}
+    assert set(old["files"]) == {"processed/ratings.parquet", "processed/tmdb_movie.parquet",
+                                 "features/item_embeddings/chunk-*.parquet"}
     assert old["files"]["features/item_embeddings/chunk-*.parquet"]["rows"] == 2
     # the same rows in another order, chunks split differently and named otherwise: the same outputs
     same = m.record(_lake(tmp_path / "b", ratings.take([2, 0, 1]), [emb], 0.2))
