@@ -18,6 +18,7 @@ import numpy as np
 
 from movielens_assets.assets import ingest, recall
 from movielens_assets.assets._metadata import markdown_table
+from movielens_assets.core.evaluation.splits import load_targets
 from movielens_assets.core.ranking.samples import SamplingConfig
 from movielens_assets.partitions import RankingShards
 from movielens_assets.resources import DataLake, MovieLensSource
@@ -573,7 +574,7 @@ def ranked_recommendations(context: dg.AssetExecutionContext, config: RankedReco
     store, engine = _load_engine(lake, protocol, channels)
     merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED))
     with lake.duckdb() as con:
-        users = recall.load_targets(con, recall.stages(lake, protocol)[0])[0]
+        users = load_targets(con, recall.stages(lake, protocol)[0])[0]
     start = time.perf_counter()
     scored = rerank({"unified_ranker": checkpoint}, store, engine, merged, users,
                     users_per_chunk=config.users_per_chunk, workers=config.workers,
@@ -623,7 +624,7 @@ def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsCon
         raise dg.Failure(description=f"{scored_path} does not exist: materialize `ranked_recommendations` first")
     scored = pq.read_table(scored_path)
     with lake.duckdb() as con:
-        users, t_users, t_items, t_ratings = recall.load_targets(con, recall.stages(lake, protocol)[0])
+        users, t_users, t_items, t_ratings = load_targets(con, recall.stages(lake, protocol)[0])
 
     def lists(table) -> dict:
         return list_metrics(users, t_users, t_items, table.column("user_id").to_numpy(),
