@@ -558,8 +558,7 @@ def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsCon
     import pyarrow.parquet as pq
 
     from movielens_assets.core.data.atomic import atomic_write_text
-    from movielens_assets.core.ranking.report import candidate_labels, classification, headline, list_metrics, markdown
-    from movielens_assets.core.ranking.rerank import rerank
+    from movielens_assets.core.ranking.report import markdown, ranking_report
     from movielens_assets.core.ranking.trainer import ABLATIONS, RankerCheckpoint
 
     protocol = RANKING_PROTOCOLS[0]
@@ -568,45 +567,21 @@ def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsCon
         raise dg.Failure(description=f"{scored_path} does not exist: materialize `ranked_recommendations` first")
     scored = pq.read_table(scored_path)
     with lake.duckdb() as con:
-        users, t_users, t_items, t_ratings = load_targets(con, recall.stages(lake, protocol)[0])
-
-    def lists(table) -> dict:
-        return list_metrics(users, t_users, t_items, table.column("user_id").to_numpy(),
-                            table.column("movie_id").to_numpy(), table.column("rank").to_numpy(),
-                            n_boot=config.n_boot, seed=config.seed)
-
-    def evaluate_scored(table) -> tuple[dict, dict]:
-        watch, like = candidate_labels(table, t_users, t_items, t_ratings)
-        return classification(table, watch, like), lists(table)
-
-    cls, final = evaluate_scored(scored)
-    merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED),
-                           columns=["user_id", "movie_id", "rank"])
-    recall_only = lists(merged)
-    channels = {c: lists(pq.read_table(recall.candidates_path(lake, protocol, c), columns=["user_id", "movie_id",
-                                                                                            "rank"]))
-                for c in recall.RECALL_CHANNELS if recall.candidates_path(lake, protocol, c).exists()}
-    ablations: dict[str, dict] = {}
+        targets = load_targets(con, recall.stages(lake, protocol)[0])
+    channel_paths = {c: recall.candidates_path(lake, protocol, c) for c in recall.RECALL_CHANNELS
+                     if recall.candidates_path(lake, protocol, c).exists()}
     # the ablations trained in the same run as the full model (older ablation directories are not reported)
     trained = json.loads((ranker_dir(lake, protocol) / "meta.json").read_text()).get("ablations", [])
     present = {n: ranker_dir(lake, protocol, n) for n in trained if n in ABLATIONS}
     missing = [n for n, d in present.items() if not (d / "model.pt").is_file()]
     if missing:
         raise dg.Failure(description=f"ablation checkpoints missing: {missing} — materialize `unified_ranker` again")
-    if present:
-        checkpoints = {n: RankerCheckpoint.load(d) for n, d in present.items()}
-        store, engine = _load_engine(lake, protocol, tuple(channels))
-        full_merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED))
-        for name, table in rerank(checkpoints, store, engine, full_merged, users, workers=None,
-                                  progress=context.log.info).items():
-            a_cls, a_final = evaluate_scored(table)
-            ablations[name] = {"auc": a_cls["auc"], "gauc": a_cls["gauc"], "logloss": a_cls["logloss"],
-                               "final": headline(a_final)}
-    report = {"dataset": movielens.dataset, "protocol": protocol, "users": int(users.size),
-              "candidates": "merged top-200 of the test stage", "relevance": "any test rating; like: rating >= 4",
-              **cls, "final": headline(final), "recall_only": headline(recall_only),
-              "channels": {c: headline(m) for c, m in channels.items()}, "ablations": ablations,
-              "final_ci": final, "recall_only_ci": recall_only, "channels_ci": channels}
+    checkpoints = {n: RankerCheckpoint.load(d) for n, d in present.items()}
+    store, engine = _load_engine(lake, protocol, tuple(channel_paths)) if present else (None, None)
+    report = ranking_report(scored, targets, recall.candidates_path(lake, protocol, recall.MERGED), channel_paths,
+                            dataset=movielens.dataset, protocol=protocol, n_boot=config.n_boot, seed=config.seed,
+                            ablations=checkpoints, store=store, engine=engine, progress=context.log.info)
+    cls, final, recall_only, channels = report, report["final_ci"], report["recall_only_ci"], report["channels_ci"]
     text = markdown(report)
     atomic_write_text(lake.metrics_dir / "ranking.json", json.dumps(report, indent=2))
     atomic_write_text(lake.metrics_dir / "ranking.md", text)
