@@ -93,9 +93,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PROTOCOL = "last_n"
-CHANNELS = ("popularity", "itemcf", "two_tower", "semantic")  # movielens_assets.assets.recall.RECALL_CHANNELS
-K = 200  # recall.CANDIDATES_PER_CHANNEL
-RECOMMEND_BATCH = 4096  # recall.RECOMMEND_BATCH
+CHANNELS = ("popularity", "itemcf", "two_tower", "semantic")  # movielens_assets.core.recall.runner.RECALL_CHANNELS
+K = 200  # core.recall.runner.CANDIDATES_PER_CHANNEL
+RECOMMEND_BATCH = 4096  # core.recall.runner.RECOMMEND_BATCH
 PREPARE_DUCKDB_LIMIT = "3GB"
 EMBED_DIM = 384
 TARGET_32M_S = 20 * 60
@@ -425,13 +425,13 @@ def _prepare(size: str, work: Path, seed: int) -> dict:
     if todo("candidates", p["window_merged"]):
         import pyarrow.parquet as pq
 
-        from movielens_assets.assets import recall as recall_assets
         from movielens_assets.core.data.atomic import atomic_path
         from movielens_assets.core.evaluation.splits import load_stage
+        from movielens_assets.core.recall import runner as recall_runner
         from movielens_assets.core.recall.popularity import PopularityRecall
 
-        assert (recall_assets.RECALL_CHANNELS, recall_assets.CANDIDATES_PER_CHANNEL, recall_assets.RECOMMEND_BATCH) \
-            == (CHANNELS, K, RECOMMEND_BATCH), "the asset's recall constants changed: update this benchmark"
+        assert (recall_runner.RECALL_CHANNELS, recall_runner.CANDIDATES_PER_CHANNEL, recall_runner.RECOMMEND_BATCH) \
+            == (CHANNELS, K, RECOMMEND_BATCH), "the pipeline's recall constants changed: update this benchmark"
         t0 = time.perf_counter()
         con = duck.connect(memory_limit=PREPARE_DUCKDB_LIMIT, temp_dir=p["spill"])
         split = load_stage(con, window)
@@ -446,7 +446,7 @@ def _prepare(size: str, work: Path, seed: int) -> dict:
         with atomic_path(p["window_merged"]) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for s in range(0, users.size, RECOMMEND_BATCH):
                 batch = users[s : s + RECOMMEND_BATCH]
-                pop = recall_assets.candidates_table(split.ids, batch, *model.recommend(batch, K))
+                pop = recall_runner.candidates_table(split.ids, batch, *model.recommend(batch, K))
                 merged = _merged_batch(pop, rng, schema)
                 writer.write_table(merged)
                 rows += merged.num_rows

@@ -43,8 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RECOMMEND_BATCH = 4096  # movielens_assets.assets.recall.RECOMMEND_BATCH
-K = 200  # movielens_assets.assets.recall.CANDIDATES_PER_CHANNEL
+RECOMMEND_BATCH = 4096  # movielens_assets.core.recall.runner.RECOMMEND_BATCH
+K = 200  # movielens_assets.core.recall.runner.CANDIDATES_PER_CHANNEL
 SEM_DIM = 384
 CHANNELS = ("popularity", "itemcf", "two_tower", "semantic")
 ANN_KINDS = ("flat", "hnsw", "ivf")

@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CHANNELS = ("popularity", "popularity_recent", "itemcf", "two_tower")
-K = 200  # movielens_assets.assets.recall.CANDIDATES_PER_CHANNEL
-RECOMMEND_BATCH = 4096  # movielens_assets.assets.recall.RECOMMEND_BATCH
+K = 200  # movielens_assets.core.recall.runner.CANDIDATES_PER_CHANNEL
+RECOMMEND_BATCH = 4096  # movielens_assets.core.recall.runner.RECOMMEND_BATCH
 RECENT_WINDOW_DAYS = 90.0  # movielens_assets.assets.recall.PopularityConfig.recent_window_days
 SESSION_GAP_S = 3600
 

@@ -57,15 +57,12 @@ def item_text(context: dg.AssetExecutionContext, lake: DataLake, movielens: Movi
     present, TMDb overview, tagline, keywords, director, top-billed cast) with its SHA-256 `text_hash`.
     Template `item-text-v1`, documented in `core/text/item_text.py` and docs/EMBEDDINGS.md."""
     out = item_text_path(lake)
-    con = lake.duckdb()
-    try:
+    with lake.duckdb() as con:
         report = build_item_texts(
             con, movies=lake.processed("movies"), tags=lake.processed("tags"),
             tmdb_dir=TMDbResource.star_dir(lake.processed_dir), out_path=out, dataset=movielens.dataset,
         )
         metadata = parquet_table_metadata(con, out, dataset=movielens.dataset, preview_rows=5)
-    finally:
-        con.close()
     s = report.stats
     context.log.info(
         f"item_text: {report.rows:,} texts ({TEMPLATE_VERSION}) in {report.seconds:.1f}s; with TMDb "

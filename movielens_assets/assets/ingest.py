@@ -38,14 +38,11 @@ def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
         description=f"{spec.filename} parsed, typed, sorted by ({spec.order_by}) and validated, as Parquet.",
     )
     def _asset(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource) -> dg.MaterializeResult:
-        con = lake.duckdb(default_memory_limit=DEFAULT_MEMORY_LIMIT)
-        try:
+        with lake.duckdb(default_memory_limit=DEFAULT_MEMORY_LIMIT) as con:
             result = ingest_csv(
                 con, spec, movielens.csv_dir(lake.raw_dir), lake.processed(spec.name), dataset=movielens.dataset
             )
             metadata = parquet_table_metadata(con, result.path, dataset=movielens.dataset)
-        finally:
-            con.close()
         rate = result.rows / result.seconds if result.seconds else 0.0
         context.log.info(f"{spec.name}: {result.rows:,} rows in {result.seconds:.1f}s ({rate:,.0f} rows/s)")
         if result.note:
@@ -65,8 +62,7 @@ def eda_report(context: dg.AssetExecutionContext, lake: DataLake, movielens: Mov
     """`reports/EDA_REPORT.md` + PNG plots: counts, sparsity, long tail, user activity, genres."""
     from movielens_assets.core.reports.eda import build_eda_report
 
-    con = lake.duckdb()
-    try:
+    with lake.duckdb() as con:
         result = build_eda_report(
             con,
             ratings=lake.processed("ratings"),
@@ -76,8 +72,6 @@ def eda_report(context: dg.AssetExecutionContext, lake: DataLake, movielens: Mov
             out_dir=lake.reports_dir,
             dataset=movielens.dataset,
         )
-    finally:
-        con.close()
     s = result.stats
     context.log.info(f"EDA report written to {result.report_path}")
     return dg.MaterializeResult(

@@ -18,6 +18,7 @@ import numpy as np
 
 from movielens_assets.assets import ingest, recall
 from movielens_assets.assets._metadata import markdown_table
+from movielens_assets.core.evaluation.splits import load_targets
 from movielens_assets.core.ranking.samples import SamplingConfig
 from movielens_assets.partitions import RankingShards
 from movielens_assets.resources import DataLake, MovieLensSource
@@ -174,49 +175,12 @@ def user_profile(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Materi
     """Each user's profile at their window start and at their test start (activity, rating mean / std, like
     rate, recency, genre shares): exactly what the ranking features see at those cut-offs — computed by the
     same function (`RankingFeatureEngine.user_features`), from history strictly before the cut-off."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from movielens_assets.core.data.atomic import atomic_path
-    from movielens_assets.core.ranking.samples import user_chunks
-    from movielens_assets.core.ranking.sequences import NO_TIME
+    from movielens_assets.core.ranking.profiles import write_user_profiles
 
     stats: dict[str, Any] = {}
     for protocol in RANKING_PROTOCOLS:
         store, engine = _load_engine(lake, protocol)
-        genres = np.asarray(engine.items.genres, dtype=object)
-        rows = 0
-        with atomic_path(user_profile_path(lake, protocol)) as tmp:
-            writer = None
-            try:
-                for users in user_chunks(store, np.arange(store.n_users), 500_000):
-                    chunk = engine.chunk(store, users)
-                    local = np.arange(users.size)
-                    for stage, starts in (("window", chunk.window_start), ("test", chunk.test_start)):
-                        sel = local[starts != NO_TIME]
-                        if not sel.size:
-                            continue
-                        cut = starts[sel]
-                        feats = engine.user_features(chunk, sel, cut)
-                        share, _ = engine.user_genre_shares(chunk, sel, cut)
-                        top = np.argsort(-share, axis=1, kind="stable")[:, :3]
-                        top_names = [[str(genres[j]) for j in row if share[i, j] > 0] for i, row in enumerate(top)]
-                        table = pa.table({
-                            "user_id": chunk.user_ids[sel].astype(np.int32), "stage": [stage] * sel.size,
-                            "cutoff_ts": cut, "seq_pos": chunk.seq_pos(sel, cut).astype(np.int32),
-                            **{k: v.astype(np.float32) for k, v in feats.items()},
-                            "genre_share": pa.FixedSizeListArray.from_arrays(
-                                pa.array(share.astype(np.float32).ravel()), max(len(genres), 1))
-                            if len(genres) else pa.array([[] for _ in range(sel.size)], pa.list_(pa.float32())),
-                            "top_genres": top_names})
-                        if writer is None:
-                            meta = {"movielens.genres": ",".join(genres)}
-                            writer = pq.ParquetWriter(tmp, table.schema.with_metadata(meta), compression="zstd")
-                        writer.write_table(table)
-                        rows += table.num_rows
-            finally:
-                if writer is not None:
-                    writer.close()
+        rows = write_user_profiles(store, engine, user_profile_path(lake, protocol))
         stats[protocol] = {"rows": rows, "users": store.n_users}
     first = RANKING_PROTOCOLS[0]
     with lake.duckdb() as con:
@@ -488,10 +452,7 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
     (streamed), early-stopped on the validation users' GAUC, saved as a checkpoint directory (weights, item
     tables, vocabularies, normalisation, configs, data, training log) -> `models/ranking/<protocol>/`; the
     ablations beside it (`.../ablations/<name>/`)."""
-    from dataclasses import replace
-
-    from movielens_assets.core.ranking.report import training_curve_png
-    from movielens_assets.core.ranking.trainer import RankerCheckpoint, ablation, first_rows, fit_ranker
+    from movielens_assets.core.ranking.trainer import RankerCheckpoint, ranker_runs, train_rankers
 
     protocol = RANKING_PROTOCOLS[0]
     files = _shard_files(lake, protocol, ranking_shards)
@@ -499,42 +460,26 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
     device = torch_device.resolve()
     model_config, train_config = _configs(config)
     data = {"dataset": movielens.dataset, "protocol": protocol, "shards": _data_fingerprint(files)}
-    runs = {"unified_ranker": (model_config, train_config)}
-    for name in config.ablations:
-        m, t = ablation(name, model_config, train_config)
-        runs[name] = (m, replace(t, epochs=config.ablation_epochs))
+    runs = ranker_runs(model_config, train_config, config.ablations, config.ablation_epochs)
+    trained = train_rankers(files, store, engine.items, runs, lambda name: ranker_dir(lake, protocol, name), data,
+                            device=device, log=context.log.info)
     metadata: dict[str, Any] = {"device": device}
-    summary: dict[str, dict] = {}
-    for name, (m, t) in runs.items():
-        context.log.info(
-            f"training {name} on {device} ({t.epochs} epochs of at most {t.max_rows_per_epoch or 'all'} rows)"
-        )
-        result = fit_ranker(files, store, engine.items, m, t, device=device, log=context.log.info)
-        out = ranker_dir(lake, protocol, name)
-        best = result.log.epochs[result.log.best_epoch - 1] if result.log.best_epoch > 0 else result.log.epochs[-1]
-        meta = {"name": name, "data": data, "training_log": result.log.to_dict(),
-                "features": list(result.normalizer.names), "valid": best["valid"],
-                "ablations": [n for n in runs if n != "unified_ranker"]}
-        RankerCheckpoint(result.model, result.vocab, result.normalizer, result.item_tables, result.config,
-                         meta).save(out, first_rows(result.valid_batches))
-        summary[name] = {"best_epoch": result.log.best_epoch, "valid_gauc": best["valid"]["gauc"],
-                         "samples_per_s": best["samples_per_s"], "train_seconds": result.log.train_seconds}
-        if name == "unified_ranker":
-            training_curve_png(result.log.epochs, out / "training_curve.png")
-            metadata.update({
-                "training_curve": dg.MetadataValue.json([
-                    {"epoch": e["epoch"], "loss": round(e["loss"], 5), "valid_gauc": e["valid"]["gauc"]}
-                    for e in result.log.epochs
-                ]),
-                "training_curve_plot": dg.MetadataValue.path(str(out / "training_curve.png")),
-                "samples_per_s": float(best["samples_per_s"]), "train_seconds": result.log.train_seconds,
-                "valid_gauc_watch": float(best["valid"]["gauc"]["watch"]),
-                "parameters": int(sum(p.numel() for p in result.model.parameters())),
-                "model_config": dg.MetadataValue.json(result.model.config.to_dict()),
-                "train_config": dg.MetadataValue.json(result.config.to_dict()),
-                "path": dg.MetadataValue.path(str(out))})
+    full = trained.full
+    if full is not None:
+        metadata.update({
+            "training_curve": dg.MetadataValue.json([
+                {"epoch": e["epoch"], "loss": round(e["loss"], 5), "valid_gauc": e["valid"]["gauc"]}
+                for e in full.epochs
+            ]),
+            "training_curve_plot": dg.MetadataValue.path(str(full.out / "training_curve.png")),
+            "samples_per_s": float(full.best["samples_per_s"]), "train_seconds": full.train_seconds,
+            "valid_gauc_watch": float(full.best["valid"]["gauc"]["watch"]),
+            "parameters": full.parameters,
+            "model_config": dg.MetadataValue.json(full.model_config),
+            "train_config": dg.MetadataValue.json(full.train_config),
+            "path": dg.MetadataValue.path(str(full.out))})
     check = RankerCheckpoint.verify(ranker_dir(lake, protocol))
-    metadata["models"] = dg.MetadataValue.json(summary)
+    metadata["models"] = dg.MetadataValue.json(trained.summary)
     return dg.MaterializeResult(metadata=metadata, check_results=[dg.AssetCheckResult(
         check_name="checkpoint_reproduces_validation_scores", passed=bool(check.pop("passed")), metadata=check)])
 
@@ -573,7 +518,7 @@ def ranked_recommendations(context: dg.AssetExecutionContext, config: RankedReco
     store, engine = _load_engine(lake, protocol, channels)
     merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED))
     with lake.duckdb() as con:
-        users = recall.load_targets(con, recall.stages(lake, protocol)[0])[0]
+        users = load_targets(con, recall.stages(lake, protocol)[0])[0]
     start = time.perf_counter()
     scored = rerank({"unified_ranker": checkpoint}, store, engine, merged, users,
                     users_per_chunk=config.users_per_chunk, workers=config.workers,
@@ -613,8 +558,7 @@ def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsCon
     import pyarrow.parquet as pq
 
     from movielens_assets.core.data.atomic import atomic_write_text
-    from movielens_assets.core.ranking.report import candidate_labels, classification, headline, list_metrics, markdown
-    from movielens_assets.core.ranking.rerank import rerank
+    from movielens_assets.core.ranking.report import markdown, ranking_report
     from movielens_assets.core.ranking.trainer import ABLATIONS, RankerCheckpoint
 
     protocol = RANKING_PROTOCOLS[0]
@@ -623,45 +567,21 @@ def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsCon
         raise dg.Failure(description=f"{scored_path} does not exist: materialize `ranked_recommendations` first")
     scored = pq.read_table(scored_path)
     with lake.duckdb() as con:
-        users, t_users, t_items, t_ratings = recall.load_targets(con, recall.stages(lake, protocol)[0])
-
-    def lists(table) -> dict:
-        return list_metrics(users, t_users, t_items, table.column("user_id").to_numpy(),
-                            table.column("movie_id").to_numpy(), table.column("rank").to_numpy(),
-                            n_boot=config.n_boot, seed=config.seed)
-
-    def evaluate_scored(table) -> tuple[dict, dict]:
-        watch, like = candidate_labels(table, t_users, t_items, t_ratings)
-        return classification(table, watch, like), lists(table)
-
-    cls, final = evaluate_scored(scored)
-    merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED),
-                           columns=["user_id", "movie_id", "rank"])
-    recall_only = lists(merged)
-    channels = {c: lists(pq.read_table(recall.candidates_path(lake, protocol, c), columns=["user_id", "movie_id",
-                                                                                            "rank"]))
-                for c in recall.RECALL_CHANNELS if recall.candidates_path(lake, protocol, c).exists()}
-    ablations: dict[str, dict] = {}
+        targets = load_targets(con, recall.stages(lake, protocol)[0])
+    channel_paths = {c: recall.candidates_path(lake, protocol, c) for c in recall.RECALL_CHANNELS
+                     if recall.candidates_path(lake, protocol, c).exists()}
     # the ablations trained in the same run as the full model (older ablation directories are not reported)
     trained = json.loads((ranker_dir(lake, protocol) / "meta.json").read_text()).get("ablations", [])
     present = {n: ranker_dir(lake, protocol, n) for n in trained if n in ABLATIONS}
     missing = [n for n, d in present.items() if not (d / "model.pt").is_file()]
     if missing:
         raise dg.Failure(description=f"ablation checkpoints missing: {missing} — materialize `unified_ranker` again")
-    if present:
-        checkpoints = {n: RankerCheckpoint.load(d) for n, d in present.items()}
-        store, engine = _load_engine(lake, protocol, tuple(channels))
-        full_merged = pq.read_table(recall.candidates_path(lake, protocol, recall.MERGED))
-        for name, table in rerank(checkpoints, store, engine, full_merged, users, workers=None,
-                                  progress=context.log.info).items():
-            a_cls, a_final = evaluate_scored(table)
-            ablations[name] = {"auc": a_cls["auc"], "gauc": a_cls["gauc"], "logloss": a_cls["logloss"],
-                               "final": headline(a_final)}
-    report = {"dataset": movielens.dataset, "protocol": protocol, "users": int(users.size),
-              "candidates": "merged top-200 of the test stage", "relevance": "any test rating; like: rating >= 4",
-              **cls, "final": headline(final), "recall_only": headline(recall_only),
-              "channels": {c: headline(m) for c, m in channels.items()}, "ablations": ablations,
-              "final_ci": final, "recall_only_ci": recall_only, "channels_ci": channels}
+    checkpoints = {n: RankerCheckpoint.load(d) for n, d in present.items()}
+    store, engine = _load_engine(lake, protocol, tuple(channel_paths)) if present else (None, None)
+    report = ranking_report(scored, targets, recall.candidates_path(lake, protocol, recall.MERGED), channel_paths,
+                            dataset=movielens.dataset, protocol=protocol, n_boot=config.n_boot, seed=config.seed,
+                            ablations=checkpoints, store=store, engine=engine, progress=context.log.info)
+    cls, final, recall_only, channels = report, report["final_ci"], report["recall_only_ci"], report["channels_ci"]
     text = markdown(report)
     atomic_write_text(lake.metrics_dir / "ranking.json", json.dumps(report, indent=2))
     atomic_write_text(lake.metrics_dir / "ranking.md", text)

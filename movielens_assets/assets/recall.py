@@ -1,12 +1,16 @@
 """Group `recall`: splits -> one asset per recall channel -> merged candidates -> metrics.
 
+Thin assets: the orchestration is `core.recall.runner` (`run_channels`, `merge_channels`,
+`evaluate_channels`, plain Python returning stats objects); the assets read their inputs and run config,
+open the lake's DuckDB connection, call it, and turn its stats into Dagster metadata.
+
 Adding a channel (two_tower, semantic, …) = one asset that calls `run_channel(...)` (or writes the
-same files with `write_channel_candidates`) and its name in `RECALL_CHANNELS`: `recall_candidates`
-merges, and `recall_metrics` evaluates, every channel whose candidate file exists.
+same files with `core.recall.runner.write_channel_candidates`) and its name in `RECALL_CHANNELS`:
+`recall_candidates` merges, and `recall_metrics` evaluates, every channel whose candidate file exists.
 
 Every channel runs in two stages per protocol (docs/RANKING.md): `test` (fit on train, candidates for the
 test users) and `window` (fit on train minus the window, candidates for the window users: merge tuning and
-the ranker's training candidates). Files (`<data>/recall/`):
+the ranker's training candidates). Files (`<data>/recall/`, `core.recall.runner.RecallPaths`):
   splits/<protocol>/{train,test}.parquet (+ valid for global_time), splits/<protocol>/ids/  (the IdMap),
   splits/last_n/window/{train,valid}.parquet + ids/                (last_n's window stage)
   candidates/<protocol>/<channel>.parquet          user_id, movie_id, rank (1-based), score — test users
@@ -16,190 +20,70 @@ the ranker's training candidates). Files (`<data>/recall/`):
 and `<data>/models/recall/<protocol>/[window/]<channel>/` (fitted channels), `<data>/metrics/recall.{json,md}`.
 """
 
-import inspect
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 import numpy as np
 
 from movielens_assets.assets import ingest
 from movielens_assets.assets._metadata import markdown_table
-from movielens_assets.core.evaluation.splits import (
-    PROTOCOLS,
-    WINDOW,
-    Split,
-    Stage,
-    load_stage,
-    load_targets,
-    protocol_stages,
-    with_target,
-    write_splits,
-)
-from movielens_assets.core.recall.base import BaseRecall, IdMap
+from movielens_assets.core.evaluation.splits import PROTOCOLS, Split, Stage, write_splits
 from movielens_assets.core.recall.itemcf import ItemCFParams
+from movielens_assets.core.recall.runner import (
+    MERGE_DEFAULT,
+    MERGED,
+    RECALL_CHANNELS,
+    ChannelFactory,
+    ChannelRunStats,
+    MergeParams,
+    RecallPaths,
+    evaluate_channels,
+    merge_channels,
+    run_channels,
+)
 from movielens_assets.resources import DataLake, MovieLensSource
 from movielens_assets.resources.device import TorchDevice
 
-if TYPE_CHECKING:  # pragma: no cover
-    from typing_extensions import TypeIs
-
 GROUP = "recall"
-CANDIDATES_PER_CHANNEL = 200
-RECOMMEND_BATCH = 4096
-RECALL_CHANNELS: tuple[str, ...] = ("popularity", "itemcf", "two_tower", "semantic")
-"""Channels merged into `recall_candidates` (each has an asset named `<channel>_recall`)."""
-EXTRA_CHANNELS: tuple[str, ...] = ("popularity_recent",)
-"""Channels written and evaluated, but not merged."""
-MERGED = "merged"
-MERGE_DEFAULT = "rrf"
-"""`merged` is reciprocal-rank fusion with channel weights tuned per protocol on its window stage
-(`core.recall.merge.tune_rrf_weights`: significant moves from equal weights only, never below the best single
-channel on the window); `merged_quota` (equal weights) is written and evaluated beside it. Measurements:
-docs/EVALUATION.md."""
 TABLE_KS = (20, 100)
 
 
+def recall_paths(lake: DataLake) -> RecallPaths:
+    """The recall group's file layout in this lake."""
+    return RecallPaths(lake.recall_dir, lake.models_dir)
+
+
 def splits_dir(lake: DataLake) -> Path:
-    return lake.recall_dir / "splits"
+    return recall_paths(lake).splits_dir
 
 
 def stages(lake: DataLake, protocol: str) -> tuple[Stage, Stage]:
     """The (test, window) stages of `protocol` in this lake."""
-    return protocol_stages(splits_dir(lake), protocol)
+    return recall_paths(lake).stages(protocol)
 
 
 def candidates_path(lake: DataLake, protocol: str, channel: str, stage: str = "test") -> Path:
     """Candidates of `channel` for the users of `stage` ("test", or "window": the window users)."""
-    base = lake.recall_dir / "candidates" / protocol
-    return (base if stage == "test" else base / stage) / f"{channel}.parquet"
+    return recall_paths(lake).candidates(protocol, channel, stage)
 
 
 def model_dir(lake: DataLake, protocol: str, channel: str, stage: str = "test") -> Path:
-    base = lake.models_dir / "recall" / protocol
-    return (base if stage == "test" else base / stage) / channel
+    return recall_paths(lake).model(protocol, channel, stage)
 
 
-def candidates_table(ids: IdMap, users: np.ndarray, items: np.ndarray, scores: np.ndarray):
-    """Long Arrow table (user_id, movie_id, rank, score) in RAW ids from index-space top-k arrays."""
-    import pyarrow as pa
-
-    valid = items >= 0
-    rows, cols = np.nonzero(valid)
-    return pa.table({
-        "user_id": pa.array(ids.user_raw(np.asarray(users))[rows].astype(np.int32)),
-        "movie_id": pa.array(ids.item_raw(items[valid]).astype(np.int32)),
-        "rank": pa.array((cols + 1).astype(np.int32)),
-        "score": pa.array(np.asarray(scores, dtype=np.float32)[valid]),
-    })
-
-
-def write_parquet(table, path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    from movielens_assets.core.data.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-
-
-def write_channel_candidates(lake: DataLake, protocol: str, channel: str, split: Split, model: BaseRecall,
-                             k: int = CANDIDATES_PER_CHANNEL, stage: str = "test") -> dict[str, float]:
-    """Batch-recommend `k` items to every evaluated user of `split` (its target rows), write them as the
-    candidates of `stage`; returns row count and users/s."""
-    users = split.test_user_index
-    start = time.perf_counter()
-    parts = [model.recommend(users[s : s + RECOMMEND_BATCH], k) for s in range(0, users.size, RECOMMEND_BATCH)]
-    seconds = time.perf_counter() - start
-    items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, k), np.int32)
-    scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.float32)
-    table = candidates_table(split.ids, users, items, scores)
-    write_parquet(table, candidates_path(lake, protocol, channel, stage))
-    return {"rows": table.num_rows, "users_per_s": round(users.size / seconds, 1) if seconds else 0.0}
-
-
-ChannelFactory = Callable[[], BaseRecall] | Callable[[Split], BaseRecall]
-"""A channel factory: `make()` or, when it has a required positional parameter, `make(split)` (side inputs
-aligned with the protocol's IdMap, e.g. item embeddings, are built from the split)."""
-
-
-def _takes_split(make: ChannelFactory) -> "TypeIs[Callable[[Split], BaseRecall]]":
-    """True when `make` has a required positional parameter (a class whose parameters all have defaults,
-    such as `PopularityRecall`, is called with no argument)."""
-    try:
-        params = inspect.signature(make).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.default is inspect.Parameter.empty
-               and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-               for p in params)
-
-
-def _training_curve(model: BaseRecall) -> dict[str, Any] | None:
-    """`model.training_log_` (loss per epoch, train seconds, device, …) when the channel has one."""
-    log = getattr(model, "training_log_", None)
-    if not log:
-        return None
-    out = dict(log)
-    losses = [float(x) for x in out.get("loss_per_epoch", [])]
-    out["loss_per_epoch"] = [round(x, 6) for x in losses]
-    if losses:
-        out["final_loss"] = round(losses[-1], 6)
-    return out
-
-
-def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dict[str, ChannelFactory]
-                ) -> dg.MaterializeResult:
-    """Fit each channel on every stage of every protocol, save it, write its candidates for the stage's users.
-
-    Stages that share a training file (global_time's test and window) share one fit. A factory is called as
-    `make(split)` when it takes a required positional parameter, else `make()`. When a fitted model has a
-    `training_log_` (e.g. two_tower), its training curve goes into the metadata:
-    `<stage>/<channel>/loss_per_epoch` (JSON), `.../final_loss`, `.../train_seconds`, `.../device`, where
-    `<stage>` is `<protocol>` or `<protocol>/window`."""
-    stats: dict[str, dict] = {}
-    curves: dict[str, dict] = {}
-    with lake.duckdb() as con:
-        for protocol in PROTOCOLS:
-            fitted: dict[str, BaseRecall] = {}
-            split: Split | None = None
-            fit_dir: Path | None = None
-            for stage in stages(lake, protocol):
-                if split is not None and fit_dir == stage.fit_dir:
-                    split = with_target(con, split, stage.fit_dir, stage.target)  # same fit, other users
-                else:
-                    split, fitted = None, {}  # release the previous stage's data before loading the next
-                    split, fit_dir = load_stage(con, stage), stage.fit_dir
-                for name, make in channels.items():
-                    model = fitted.get(name)
-                    if model is None:
-                        start = time.perf_counter()
-                        model = (make(split) if _takes_split(make) else make()).fit(split.train)
-                        fit_s = time.perf_counter() - start
-                        model.save(model_dir(lake, protocol, name, stage.name))
-                        fitted[name] = model
-                        stats[f"{stage.key}/{name}"] = {"fit_s": round(fit_s, 2)}
-                        curve = _training_curve(model)
-                        if curve is not None:
-                            curves[f"{stage.key}/{name}"] = curve
-                            context.log.info(f"{name} [{stage.key}]: loss per epoch {curve['loss_per_epoch']} "
-                                             f"({curve.get('train_seconds')}s on {curve.get('device')}, "
-                                             f"{curve.get('examples_per_s', 0):,.0f} examples/s)")
-                    out = write_channel_candidates(lake, protocol, name, split, model, stage=stage.name)
-                    entry = stats.setdefault(f"{stage.key}/{name}", {"fit_s": 0.0, "shared_fit": True})
-                    entry.update(out, users=int(split.test_users.size))
-                    context.log.info(f"{name} [{stage.key}]: fit {entry['fit_s']:.1f}s, {out['rows']:,} candidates "
-                                     f"for {split.test_users.size:,} users ({out['users_per_s']:,.0f} users/s)")
-    first = next(iter(channels))
+def channel_metadata(lake: DataLake, run: ChannelRunStats, first: str) -> dict[str, Any]:
+    """Dagster metadata of a channel run: the stats, the row count, the path of `first`'s test candidates of
+    the first protocol and, per fit with a training curve, `<stage>/<channel>/loss_per_epoch` (JSON),
+    `.../final_loss`, `.../train_seconds`, `.../examples_per_s`, `.../device` and `training_log` (all curves),
+    where `<stage>` is `<protocol>` or `<protocol>/window`."""
     metadata: dict[str, Any] = {
-        "stats": dg.MetadataValue.json(stats),
-        "dagster/row_count": sum(s["rows"] for s in stats.values()),
+        "stats": dg.MetadataValue.json(run.stats),
+        "dagster/row_count": run.rows,
         "path": dg.MetadataValue.path(str(candidates_path(lake, PROTOCOLS[0], first))),
     }
-    for key, curve in curves.items():
+    for key, curve in run.curves.items():
         metadata[f"{key}/loss_per_epoch"] = dg.MetadataValue.json(curve["loss_per_epoch"])
         if "final_loss" in curve:
             metadata[f"{key}/final_loss"] = float(curve["final_loss"])
@@ -209,9 +93,20 @@ def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dic
             metadata[f"{key}/examples_per_s"] = float(curve["examples_per_s"])
         if "device" in curve:
             metadata[f"{key}/device"] = str(curve["device"])
-    if curves:
-        metadata["training_log"] = dg.MetadataValue.json(curves)
-    return dg.MaterializeResult(metadata=metadata)
+    if run.curves:
+        metadata["training_log"] = dg.MetadataValue.json(run.curves)
+    return metadata
+
+
+def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dict[str, ChannelFactory]
+                ) -> dg.MaterializeResult:
+    """`core.recall.runner.run_channels` on the lake's DuckDB connection, its stats as metadata
+    (`channel_metadata`): each channel fitted on every stage of every protocol, saved, its candidates written
+    for the stage's users. A factory is called as `make(split)` when it takes a required positional
+    parameter, else `make()`."""
+    with lake.duckdb() as con:
+        run = run_channels(recall_paths(lake), channels, con, progress=context.log.info)
+    return dg.MaterializeResult(metadata=channel_metadata(lake, run, next(iter(channels))))
 
 
 @dg.asset(group_name=GROUP, deps=[ingest.ratings], kinds={"duckdb", "parquet"})
@@ -389,99 +284,39 @@ def semantic_recall(context: dg.AssetExecutionContext, config: SemanticAssetConf
 
 
 class MergeConfig(dg.Config):
-    size: int = 200
-    rrf_k: float = 60.0
-    tune_weights: bool = True
+    """Run config of `recall_candidates`; the defaults are those of `core.recall.runner.MergeParams`."""
+
+    size: int = MergeParams.size
+    rrf_k: float = MergeParams.rrf_k
+    tune_weights: bool = MergeParams.tune_weights
     """Tune the RRF channel weights of each protocol on its window stage (window Recall@100, significant moves
     only; never on test rows) and merge both stages with them; False: equal weights."""
-    tune_users: int = 10_000
+    tune_users: int = MergeParams.tune_users
     """At most this many window users (a seeded sample) score the weight trials."""
-    z: float = 2.0
+    z: float = MergeParams.z
     """A move away from the current weights needs a gain above z paired standard errors over users."""
 
 
 def merge_weights_path(lake: DataLake, protocol: str) -> Path:
-    return lake.recall_dir / "candidates" / protocol / "merge_weights.json"
-
-
-def _tuned_weights(context: dg.AssetExecutionContext, lake: DataLake, config: MergeConfig, protocol: str,
-                   con) -> dict[str, Any]:
-    """{"weights": {channel: w} or None (equal), ...} from the channels' window candidates of `protocol`."""
-    import pyarrow.parquet as pq
-
-    from movielens_assets.core.recall.merge import RankMatrix, tune_rrf_weights
-
-    window = stages(lake, protocol)[1]
-    if not config.tune_weights:
-        return {"weights": None, "note": "tune_weights=False: equal weights"}
-    present = {c: candidates_path(lake, protocol, c, WINDOW) for c in RECALL_CHANNELS}
-    present = {c: p for c, p in present.items() if p.exists()}
-    if len(present) < 2:
-        return {"weights": None, "note": f"fewer than 2 channels have {protocol}/window candidates: equal weights"}
-    users, target_users, target_items, _ = load_targets(con, window)
-    if users.size == 0:
-        return {"weights": None, "note": f"no {protocol} window user is known in its train: equal weights"}
-    if users.size > config.tune_users:
-        users = np.sort(np.random.default_rng(0).choice(users, size=config.tune_users, replace=False))
-    tables = {c: pq.read_table(p, columns=["user_id", "movie_id", "rank"]) for c, p in present.items()}
-    start = time.perf_counter()
-    tuned = tune_rrf_weights(RankMatrix.build(tables, users, target_users, target_items), rrf_k=config.rrf_k,
-                             z=config.z)
-    single = ", ".join(f"{c} {m['recall@100']:.4f}" for c, m in tuned["single"].items())
-    context.log.info(f"[{protocol}] merge weights tuned on {tuned['users']:,} window users in "
-                     f"{time.perf_counter() - start:.1f}s: {tuned['weights']} -> window Recall@100 "
-                     f"{tuned['recall@100']:.4f} (equal weights {tuned['equal']['recall@100']:.4f}; alone: {single})")
-    return {**tuned, "tuned_on": f"{protocol}/window"}
+    return recall_paths(lake).merge_weights(protocol)
 
 
 @dg.asset(group_name=GROUP, deps=[f"{c}_recall" for c in RECALL_CHANNELS], kinds={"duckdb", "parquet"})
 def recall_candidates(context: dg.AssetExecutionContext, config: MergeConfig, lake: DataLake) -> dg.MaterializeResult:
     """Per user of each stage: the channels' lists merged (RRF with channel weights tuned on the protocol's
     window; an equal-weight quota merge beside it for the test users), de-duplicated, with every channel's
-    rank and score."""
-    from movielens_assets.core.data.atomic import atomic_write_text
-    from movielens_assets.core.recall.merge import METHODS, merge_candidate_files
-
-    stats: dict[str, dict] = {}
-    weights_by_protocol: dict[str, Any] = {}
+    rank and score (`core.recall.runner.merge_channels`)."""
     # the lake's memory bound and spill directory; merges go a chunk of users at a time (bounded at any scale)
     with lake.duckdb() as con:
-        for protocol in PROTOCOLS:
-            tuning = _tuned_weights(context, lake, config, protocol, con)
-            atomic_write_text(merge_weights_path(lake, protocol), json.dumps(tuning, indent=2))
-            weights_by_protocol[protocol] = {k: v for k, v in tuning.items() if k != "trace"}
-            for stage in (s.name for s in stages(lake, protocol)):
-                present = {c: candidates_path(lake, protocol, c, stage) for c in RECALL_CHANNELS
-                           if candidates_path(lake, protocol, c, stage).exists()}
-                missing = sorted(set(RECALL_CHANNELS) - set(present))
-                if missing:
-                    context.log.warning(f"[{protocol}/{stage}] no candidates yet for {missing}: merged without them")
-                if not present:
-                    continue
-                for method in METHODS if stage == "test" else (MERGE_DEFAULT,):
-                    name = MERGED if method == MERGE_DEFAULT else f"{MERGED}_{method}"
-                    weights = tuning["weights"] if method == MERGE_DEFAULT else None
-                    start = time.perf_counter()
-                    rows = merge_candidate_files(present, candidates_path(lake, protocol, name, stage), method=method,
-                                                 size=config.size, rrf_k=config.rrf_k, weights=weights, con=con)
-                    key = protocol if stage == "test" else f"{protocol}/{stage}"
-                    context.log.info(f"{name} [{key}]: {rows:,} candidates in {time.perf_counter() - start:.1f}s")
-                    stats[f"{key}/{name}"] = {"rows": rows, "channels": list(present)}
+        run = merge_channels(recall_paths(lake), con, MergeParams(**config.model_dump()),
+                             progress=context.log.info, warn=context.log.warning)
     return dg.MaterializeResult(metadata={
-        "stats": dg.MetadataValue.json(stats),
+        "stats": dg.MetadataValue.json(run.stats),
         "method": MERGE_DEFAULT,
-        "weights": dg.MetadataValue.json(weights_by_protocol),
-        "dagster/row_count": stats[f"{PROTOCOLS[0]}/{MERGED}"]["rows"],
+        "weights": dg.MetadataValue.json(run.weights),
+        "dagster/row_count": run.stats[f"{PROTOCOLS[0]}/{MERGED}"]["rows"],
         "path": dg.MetadataValue.path(str(candidates_path(lake, PROTOCOLS[0], MERGED))),
     })
-
-
-def _evaluated_channels(lake: DataLake, protocol: str) -> list[str]:
-    """Known channels whose candidate file exists (a stale file of an unknown name is ignored)."""
-    from movielens_assets.core.recall.merge import METHODS
-
-    merged = [MERGED] + [f"{MERGED}_{m}" for m in METHODS if m != MERGE_DEFAULT]
-    return [c for c in (*RECALL_CHANNELS, *EXTRA_CHANNELS, *merged) if candidates_path(lake, protocol, c).exists()]
 
 
 def metrics_markdown(report: dict) -> str:
@@ -510,33 +345,13 @@ class MetricsConfig(dg.Config):
 def recall_metrics(context: dg.AssetExecutionContext, config: MetricsConfig, lake: DataLake,
                    movielens: MovieLensSource) -> dg.MaterializeResult:
     """HR / Recall / NDCG @ 10, 20, 50, 100 (+ bootstrap 95% CI), coverage and popularity of every
-    channel and the merged list, over ALL test users of both protocols -> `metrics/recall.json`."""
-    import pyarrow.parquet as pq
-
+    channel and the merged list, over ALL test users of both protocols -> `metrics/recall.json`
+    (`core.recall.runner.evaluate_channels`)."""
     from movielens_assets.core.data.atomic import atomic_write_text
-    from movielens_assets.core.evaluation.metrics import KS, evaluate, rec_matrix_from_ranks
 
-    report: dict = {"dataset": movielens.dataset, "relevance": "any test interaction; *_liked: rating >= 4",
-                    "ks": list(KS), "candidates_per_channel": CANDIDATES_PER_CHANNEL, "protocols": {}}
     with lake.duckdb() as con:
-        for protocol in PROTOCOLS:
-            split = load_stage(con, stages(lake, protocol)[0])
-            popularity = (split.ids.item_ids, split.item_popularity())
-            channels: dict[str, dict] = {}
-            for channel in _evaluated_channels(lake, protocol):
-                cand = pq.read_table(candidates_path(lake, protocol, channel), columns=["user_id", "movie_id", "rank"])
-                rec = rec_matrix_from_ranks(split.test_users, cand["user_id"].to_numpy().astype(np.int64),
-                                            cand["movie_id"].to_numpy().astype(np.int64),
-                                            cand["rank"].to_numpy(), max(KS))
-                channels[channel] = evaluate(
-                    rec, split.test_users, split.test_user_ids, split.test_movie_ids, split.test_ratings,
-                    item_popularity=popularity, n_catalogue=split.ids.n_items, n_boot=config.n_boot, seed=config.seed,
-                )
-            report["protocols"][protocol] = {"users": int(split.test_users.size), "channels": channels}
-            if merge_weights_path(lake, protocol).exists():
-                tuning = json.loads(merge_weights_path(lake, protocol).read_text())
-                report["protocols"][protocol]["merge"] = {"method": MERGE_DEFAULT,
-                                                          **{k: v for k, v in tuning.items() if k != "trace"}}
+        report = evaluate_channels(recall_paths(lake), con, dataset=movielens.dataset, n_boot=config.n_boot,
+                                   seed=config.seed)
     table = metrics_markdown(report)
     path = lake.metrics_dir / "recall.json"
     atomic_write_text(path, json.dumps(report, indent=2))

@@ -271,8 +271,7 @@ def tmdb_star(
         f"(with overview {coverage['with_overview_share']:.1%}) of {coverage['movies']:,} MovieLens movies"
     )
     metadata: dict[str, dict[str, Any]] = {}
-    con = lake.duckdb()
-    try:
+    with lake.duckdb() as con:
         for name in STAR_TABLES:
             md = parquet_table_metadata(con, Path(report[name]["path"]), dataset=movielens.dataset)
             if name in ("movie_tmdb", "tmdb_movie"):
@@ -281,8 +280,6 @@ def tmdb_star(
                 md["note"] = ("no TMDb payloads for these MovieLens movies in the landing zone: the table is "
                               "empty (typed); see tmdb_raw for why")
             metadata[name] = md
-    finally:
-        con.close()
     # Only now, with every table written: a refresh's candidate watermark becomes the watermark.
     committed = commit_refresh_candidate(root)
     if committed is not None:

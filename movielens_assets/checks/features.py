@@ -30,8 +30,7 @@ from movielens_assets.resources import DataLake
 )
 def one_text_per_movie(lake: DataLake) -> dg.AssetCheckResult:
     path = feature_assets.item_text_path(lake)
-    con = lake.duckdb()
-    try:
+    with lake.duckdb() as con:
         movies, texts, distinct, empty, bad_hash, missing = one_row(con.execute(
             f"""SELECT (SELECT count(*) FROM read_parquet({sql_str(lake.processed('movies'))})),
                        count(*), count(DISTINCT movie_id), count_if(text IS NULL OR trim(text) = ''),
@@ -40,8 +39,6 @@ def one_text_per_movie(lake: DataLake) -> dg.AssetCheckResult:
                         WHERE m.movie_id NOT IN (SELECT movie_id FROM read_parquet({sql_str(path)})))
                 FROM read_parquet({sql_str(path)})"""
         ))
-    finally:
-        con.close()
     passed = texts == distinct == movies and not empty and not bad_hash and not missing
     return dg.AssetCheckResult(
         passed=bool(passed),

@@ -45,11 +45,8 @@ def _check(
         additional_deps=additional_deps or [],
     )
     def _c(lake: DataLake) -> dg.AssetCheckResult:
-        con = lake.duckdb()
-        try:
+        with lake.duckdb() as con:
             return _result(rule(lake, con))
-        finally:
-            con.close()
 
     return _c
 

@@ -62,7 +62,8 @@ class DataLake(dg.ConfigurableResource):
         return self.processed_dir / f"{table}.parquet"
 
     def duckdb(self, default_memory_limit: str | None = None) -> "duckdb.DuckDBPyConnection":
-        """A DuckDB connection configured for this machine, spilling into `tmp_dir`.
+        """A DuckDB connection configured for this machine, spilling into `tmp_dir`. Use it as a context manager,
+        `with lake.duckdb() as con: ...` (a DuckDB connection closes itself when the block exits).
 
         `MOVIELENS_DUCKDB_MEMORY_LIMIT` wins; else `default_memory_limit` (a step's own bound); else
         DuckDB's default (80% of RAM)."""

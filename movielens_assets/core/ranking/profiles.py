@@ -10,6 +10,8 @@
 - `Circulation`: the source rows sorted by time — a uniform draw among the rows of a time window is a draw of
   an item in proportion to its popularity THEN (the popularity negatives).
 - `ItemFeatures`: the table and vectors as NumPy arrays indexed by position (`index(movie_ids)`).
+- `write_user_profiles`: every user's profile at their window start and test start (the `user_profile` asset),
+  computed by the ranking features' own functions (`RankingFeatureEngine.user_features`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import duckdb
     import pyarrow as pa
 
+    from movielens_assets.core.ranking.features import RankingFeatureEngine
     from movielens_assets.core.ranking.sequences import SequenceStore
 
 LIKED = 4.0
@@ -228,3 +231,55 @@ def _padded(lists: list[list[int] | None], width: int) -> np.ndarray:
         vals = (values or [])[:width]
         out[i, : len(vals)] = vals
     return out
+
+
+USER_PROFILE_CHUNK = 500_000
+"""Users whose profiles are computed and written together by `write_user_profiles`."""
+
+
+def write_user_profiles(store: SequenceStore, engine: RankingFeatureEngine, path: str | os.PathLike[str]) -> int:
+    """Each user's profile at their window start and at their test start (activity, rating mean / std, like
+    rate, recency, genre shares and top-3 genres) -> one Parquet file at `path` (atomically, genres in its
+    key-value metadata `movielens.genres`): exactly what the ranking features see at those cut-offs, from
+    history strictly before the cut-off. Returns the row count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.data.atomic import atomic_path
+    from movielens_assets.core.ranking.samples import user_chunks
+    from movielens_assets.core.ranking.sequences import NO_TIME
+
+    genres = np.asarray(engine.items.genres, dtype=object)
+    rows = 0
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for users in user_chunks(store, np.arange(store.n_users), USER_PROFILE_CHUNK):
+                chunk = engine.chunk(store, users)
+                local = np.arange(users.size)
+                for stage, starts in (("window", chunk.window_start), ("test", chunk.test_start)):
+                    sel = local[starts != NO_TIME]
+                    if not sel.size:
+                        continue
+                    cut = starts[sel]
+                    feats = engine.user_features(chunk, sel, cut)
+                    share, _ = engine.user_genre_shares(chunk, sel, cut)
+                    top = np.argsort(-share, axis=1, kind="stable")[:, :3]
+                    top_names = [[str(genres[j]) for j in row if share[i, j] > 0] for i, row in enumerate(top)]
+                    table = pa.table({
+                        "user_id": chunk.user_ids[sel].astype(np.int32), "stage": [stage] * sel.size,
+                        "cutoff_ts": cut, "seq_pos": chunk.seq_pos(sel, cut).astype(np.int32),
+                        **{k: v.astype(np.float32) for k, v in feats.items()},
+                        "genre_share": pa.FixedSizeListArray.from_arrays(
+                            pa.array(share.astype(np.float32).ravel()), max(len(genres), 1))
+                        if len(genres) else pa.array([[] for _ in range(sel.size)], pa.list_(pa.float32())),
+                        "top_genres": top_names})
+                    if writer is None:
+                        meta = {"movielens.genres": ",".join(genres)}
+                        writer = pq.ParquetWriter(tmp, table.schema.with_metadata(meta), compression="zstd")
+                    writer.write_table(table)
+                    rows += table.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows

@@ -6,12 +6,15 @@
 - End to end: each user's candidates re-ranked by the ranker's `watch` probability, scored with HR / Recall /
   NDCG @ 10, 20, 50 over ALL test users (test items outside the candidates count as misses), with bootstrap
   95% intervals — beside the merged (recall-only) order and each channel's own list.
+- `ranking_report` assembles both, the channels' lists and the ablations (re-ranked here) into the report of
+  `metrics/ranking.json` (the `ranking_metrics` asset writes it).
 Shape of `metrics/ranking.json`: docs/EVALUATION.md ("Ranking").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -28,6 +31,10 @@ from movielens_assets.core.evaluation.metrics import (
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
+
+    from movielens_assets.core.ranking.features import RankingFeatureEngine
+    from movielens_assets.core.ranking.sequences import SequenceStore
+    from movielens_assets.core.ranking.trainer import RankerCheckpoint
 
 RANK_KS = (10, 20, 50)
 LIKED = 4.0
@@ -169,3 +176,49 @@ def training_curve_png(epochs: list[dict], path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
+
+
+def ranking_report(scored: pa.Table, targets: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                   merged_path: str | os.PathLike[str], channel_paths: Mapping[str, str | os.PathLike[str]], *,
+                   dataset: str, protocol: str, n_boot: int = 1000, seed: int = 0,
+                   ablations: Mapping[str, RankerCheckpoint] | None = None, store: SequenceStore | None = None,
+                   engine: RankingFeatureEngine | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """The report of `metrics/ranking.json`: `classification` of the `scored` candidates (the ranker's
+    re-ranked merged lists) and their `list_metrics` (`final`), beside the merged order (`recall_only`, from
+    `merged_path`) and each channel's own list (`channel_paths`); each of `ablations` (checkpoints) re-ranks the
+    merged lists (`rerank`, needs `store` and `engine`) and is scored the same way. `targets`: (evaluated
+    users, test users, test items, test ratings) of the protocol's test stage."""
+    import pyarrow.parquet as pq
+
+    from movielens_assets.core.ranking.rerank import rerank
+
+    users, t_users, t_items, t_ratings = targets
+
+    def lists(table) -> dict:
+        return list_metrics(users, t_users, t_items, table.column("user_id").to_numpy(),
+                            table.column("movie_id").to_numpy(), table.column("rank").to_numpy(),
+                            n_boot=n_boot, seed=seed)
+
+    def evaluate_scored(table) -> tuple[dict, dict]:
+        watch, like = candidate_labels(table, t_users, t_items, t_ratings)
+        return classification(table, watch, like), lists(table)
+
+    cls, final = evaluate_scored(scored)
+    merged = pq.read_table(merged_path, columns=["user_id", "movie_id", "rank"])
+    recall_only = lists(merged)
+    channels = {c: lists(pq.read_table(p, columns=["user_id", "movie_id", "rank"])) for c, p in channel_paths.items()}
+    scored_ablations: dict[str, dict] = {}
+    if ablations:
+        if store is None or engine is None:
+            raise ValueError("scoring the ablations needs the sequence store and the feature engine")
+        full_merged = pq.read_table(merged_path)
+        for name, table in rerank(ablations, store, engine, full_merged, users, workers=None,
+                                  progress=progress).items():
+            a_cls, a_final = evaluate_scored(table)
+            scored_ablations[name] = {"auc": a_cls["auc"], "gauc": a_cls["gauc"], "logloss": a_cls["logloss"],
+                                      "final": headline(a_final)}
+    return {"dataset": dataset, "protocol": protocol, "users": int(users.size),
+            "candidates": "merged top-200 of the test stage", "relevance": "any test rating; like: rating >= 4",
+            **cls, "final": headline(final), "recall_only": headline(recall_only),
+            "channels": {c: headline(m) for c, m in channels.items()}, "ablations": scored_ablations,
+            "final_ci": final, "recall_only_ci": recall_only, "channels_ci": channels}

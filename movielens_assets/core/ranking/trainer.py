@@ -11,6 +11,9 @@
   was trained on, the training log, and a fixed set of validation rows with their scores: loading the
   directory and scoring those rows must give the same scores (`verify`).
 - `score_table`: any table of sample-like rows -> probabilities per task, a batch at a time.
+- `train_rankers`: the full model and its ablations (`ranker_runs`) trained one after the other, each saved
+  as a checkpoint directory, the full model's training curve plotted -> `RankerRuns` (what the
+  `unified_ranker` asset reports).
 """
 
 from __future__ import annotations
@@ -478,6 +481,76 @@ def ablation(name: str, model_config: UnifiedRankerConfig, config: TrainConfig
         raise ValueError(f"unknown ablation {name!r}; expected one of {sorted(ABLATIONS)}")
     change = ABLATIONS[name]
     return replace(model_config, **change.get("model", {})), replace(config, **change.get("train", {}))
+
+
+FULL_MODEL = "unified_ranker"
+"""The run name of the full model (its ablations are named after `ABLATIONS`)."""
+
+
+def ranker_runs(model_config: UnifiedRankerConfig, config: TrainConfig, ablations: Sequence[str] = (),
+                ablation_epochs: int | None = None) -> dict[str, tuple[UnifiedRankerConfig, TrainConfig]]:
+    """{run name: (model, training) configs}: the full model, then each of `ablations` (`ablation`) trained for
+    `ablation_epochs` epochs (None: the full model's)."""
+    runs = {FULL_MODEL: (model_config, config)}
+    for name in ablations:
+        m, t = ablation(name, model_config, config)
+        runs[name] = (m, t if ablation_epochs is None else replace(t, epochs=ablation_epochs))
+    return runs
+
+
+@dataclass
+class TrainedRanker:
+    """The full model's training as reported: checkpoint directory, epochs of its log, the best epoch (the
+    last when none was best), train seconds, parameter count and the configs as trained."""
+
+    out: Path
+    epochs: list[dict]
+    best: dict
+    train_seconds: float
+    parameters: int
+    model_config: dict
+    train_config: dict
+
+
+@dataclass
+class RankerRuns:
+    """What `train_rankers` did: per run, {"best_epoch", "valid_gauc", "samples_per_s", "train_seconds"};
+    `full`: the full model's training (None when no run is named `FULL_MODEL`)."""
+
+    summary: dict[str, dict] = field(default_factory=dict)
+    full: TrainedRanker | None = None
+
+
+def train_rankers(files: Sequence[Path], store: SequenceStore, items: ItemFeatures,
+                  runs: Mapping[str, tuple[UnifiedRankerConfig, TrainConfig]], out_dir: Callable[[str], Path],
+                  data: dict, *, device: str = "cpu", log: Callable[[str], None] | None = None) -> RankerRuns:
+    """Train each run (`ranker_runs`) on the sample `files` (`fit_ranker`) and save it as a checkpoint
+    directory at `out_dir(name)` (meta: name, `data`, training log, features, best validation metrics, the
+    other runs' names as `ablations`); the full model's training curve -> `training_curve.png` beside it.
+    One fitted model is held at a time."""
+    from movielens_assets.core.ranking.report import training_curve_png
+
+    say = log or (lambda _msg: None)
+    done = RankerRuns()
+    for name, (m, t) in runs.items():
+        say(f"training {name} on {device} ({t.epochs} epochs of at most {t.max_rows_per_epoch or 'all'} rows)")
+        result = fit_ranker(files, store, items, m, t, device=device, log=log)
+        out = out_dir(name)
+        best = result.log.epochs[result.log.best_epoch - 1] if result.log.best_epoch > 0 else result.log.epochs[-1]
+        meta = {"name": name, "data": data, "training_log": result.log.to_dict(),
+                "features": list(result.normalizer.names), "valid": best["valid"],
+                "ablations": [n for n in runs if n != FULL_MODEL]}
+        RankerCheckpoint(result.model, result.vocab, result.normalizer, result.item_tables, result.config,
+                         meta).save(out, first_rows(result.valid_batches))
+        done.summary[name] = {"best_epoch": result.log.best_epoch, "valid_gauc": best["valid"]["gauc"],
+                              "samples_per_s": best["samples_per_s"], "train_seconds": result.log.train_seconds}
+        if name == FULL_MODEL:
+            training_curve_png(result.log.epochs, out / "training_curve.png")
+            done.full = TrainedRanker(
+                out=out, epochs=result.log.epochs, best=best, train_seconds=result.log.train_seconds,
+                parameters=int(sum(p.numel() for p in result.model.parameters())),
+                model_config=result.model.config.to_dict(), train_config=result.config.to_dict())
+    return done
 
 
 class torch_threads:  # noqa: N801 - a context manager used like a function

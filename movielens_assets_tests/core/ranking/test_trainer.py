@@ -22,6 +22,8 @@ from movielens_assets.core.ranking.trainer import (
     first_rows,
     fit_ranker,
     predict,
+    ranker_runs,
+    train_rankers,
 )
 from movielens_assets_tests.core.ranking import tiny_protocol
 
@@ -187,6 +189,30 @@ def test_ablations_and_excluded_features(tiny):
         ablation("no_ranker", SMALL_MODEL, TrainConfig())
     with pytest.raises(ValueError, match="no rows"):
         fit_ranker([], t.store, t.items, SMALL_MODEL, TrainConfig())
+
+
+def test_train_rankers_saves_every_run_and_reports_the_full_model(tiny, tmp_path):
+    t, files = tiny
+    config = TrainConfig(epochs=2, batch_size=64, num_workers=0, normalizer_rows=10_000)
+    runs = ranker_runs(SMALL_MODEL, config, ["no_din"], ablation_epochs=1)
+    assert list(runs) == ["unified_ranker", "no_din"] and runs["no_din"][1].epochs == 1
+    assert runs["no_din"][0].use_din is False and runs["unified_ranker"] == (SMALL_MODEL, config)
+    with pytest.raises(ValueError, match="unknown ablation"):
+        ranker_runs(SMALL_MODEL, config, ["no_ranker"])
+    lines: list[str] = []
+    done = train_rankers(files, t.store, t.items, runs, lambda name: tmp_path / name, {"dataset": "tiny"},
+                         log=lines.append)
+    assert set(done.summary) == {"unified_ranker", "no_din"}
+    assert {"best_epoch", "valid_gauc", "samples_per_s", "train_seconds"} == set(done.summary["no_din"])
+    for name in runs:
+        meta = json.loads((tmp_path / name / "meta.json").read_text())
+        assert meta["name"] == name and meta["data"] == {"dataset": "tiny"} and meta["ablations"] == ["no_din"]
+        assert RankerCheckpoint.verify(tmp_path / name)["passed"]
+    full = done.full
+    assert full is not None and full.out == tmp_path / "unified_ranker" and len(full.epochs) <= 2
+    assert (full.out / "training_curve.png").is_file() and not (tmp_path / "no_din" / "training_curve.png").exists()
+    assert full.parameters > 0 and full.train_config["epochs"] == 2 and full.model_config["use_din"] is True
+    assert any(line.startswith("training no_din on cpu (1 epochs") for line in lines)
 
 
 def test_packed_batches_unpack_to_the_same_inputs(tiny):
