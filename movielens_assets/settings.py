@@ -9,12 +9,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from movielens_assets.core.device import parse_device
+
 DEFAULT_DATASET = "synthetic-small"
 DEFAULT_GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
 DEFAULT_TMDB_BASE_URL = "https://api.themoviedb.org/3"
 DEFAULT_TMDB_REFRESH_CRON = "0 9 * * *"  # daily, 09:00 UTC (after TMDb's daily id export)
 DEFAULT_EMBEDDING_API_BASE_URL = "https://api.openai.com/v1"
-_DEVICES = ("auto", "cpu", "cuda", "mps")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -130,16 +131,21 @@ def _bool(name: str, value: str | None) -> bool:
     raise ValueError(f"environment variable {name} must be 1/0 (true/false, yes/no, on/off), got {value!r}")
 
 
-def _choice(name: str, value: str | None, default: str, choices: tuple[str, ...], allow_cuda_index: bool = False
-            ) -> str:
+def _device(name: str, value: str | None) -> str:
+    try:
+        return parse_device(value, name)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {exc}") from None
+
+
+def _choice(name: str, value: str | None, default: str, choices: tuple[str, ...]) -> str:
     text = (value or "").strip().lower() or default
     aliases = {"openai-compatible": "openai", "st": "sentence-transformers", "sentence_transformers":
                "sentence-transformers"}
     text = aliases.get(text, text) if "openai" in choices else text
-    if text in choices or (allow_cuda_index and text.startswith("cuda:") and text[5:].isdigit()):
+    if text in choices:
         return text
-    extra = ", cuda:N" if allow_cuda_index else ""
-    raise ValueError(f"environment variable {name} must be one of {', '.join(choices)}{extra}; got {value!r}")
+    raise ValueError(f"environment variable {name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _ranking_shards(value: str | None) -> int:
@@ -176,7 +182,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         tmdb_required=_bool("TMDB_REQUIRED", env.get("TMDB_REQUIRED")),
         tmdb_max_age_days=_optional_float("TMDB_MAX_AGE_DAYS", env.get("TMDB_MAX_AGE_DAYS")),
         tmdb_refresh_cron=(env.get("TMDB_REFRESH_CRON") or DEFAULT_TMDB_REFRESH_CRON).strip(),
-        device=_choice("MOVIELENS_DEVICE", env.get("MOVIELENS_DEVICE"), "auto", _DEVICES, allow_cuda_index=True),
+        device=_device("MOVIELENS_DEVICE", env.get("MOVIELENS_DEVICE")),
         embedding_backend=_choice("EMBEDDING_BACKEND", env.get("EMBEDDING_BACKEND"), "sentence-transformers",
                                   ("sentence-transformers", "openai")),
         embedding_model=(env.get("EMBEDDING_MODEL") or "").strip() or None,
