@@ -8,12 +8,13 @@ the device is resolved (the code location stays light).
 import dagster as dg
 
 from movielens_assets.core.device import resolve_device
+from movielens_assets.settings import default
 
 
 class TorchDevice(dg.ConfigurableResource):
     """Which torch device to use; `resolve()` gives the concrete device string (`cuda`, `mps`, `cpu`)."""
 
-    device: str = "auto"
+    device: str = default("device")
 
     def resolve(self) -> str:
         try:
