@@ -76,9 +76,9 @@ def main() -> None:
     import pyarrow.parquet as pq
     import torch
 
+    from movielens_assets.core.device import resolve_device
     from movielens_assets.core.text.embedders import SentenceTransformerEmbedder
     from movielens_assets.core.text.store import EmbeddingStore, embed_items
-    from movielens_assets.resources.device import resolve_device
 
     start = time.perf_counter()
     path = item_texts(args.dataset, args.cache_dir)
@@ -92,7 +92,7 @@ def main() -> None:
     print(f"== {len(texts):,} item texts of {args.dataset} (mean {chars:.0f} characters), prepared in "
           f"{time.perf_counter() - start:.1f}s", flush=True)
 
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, name="--device")
     embedder = SentenceTransformerEmbedder(args.model, device=device, batch_size=args.batch_size,
                                            log=lambda m: print(f"   {m}", flush=True))
     model = embedder.model  # load (not timed)

@@ -14,7 +14,7 @@ import dagster as dg
 from movielens_assets.assets import tmdb as tmdb_assets
 from movielens_assets.resources import MovieLensSource
 from movielens_assets.resources.tmdb import CREDENTIALS_HINT, TMDbResource
-from movielens_assets.settings import DEFAULT_TMDB_REFRESH_CRON
+from movielens_assets.settings import default
 
 REFRESH_RUN_CONFIG = {"ops": {"tmdb_raw": {"config": {"refresh_changes": True}}}}
 
@@ -26,7 +26,7 @@ tmdb_refresh_job = dg.define_asset_job(
 )
 
 
-def build_tmdb_refresh_schedule(cron: str = DEFAULT_TMDB_REFRESH_CRON) -> dg.ScheduleDefinition:
+def build_tmdb_refresh_schedule(cron: str = default("tmdb_refresh_cron")) -> dg.ScheduleDefinition:
     @dg.schedule(
         name="tmdb_refresh_schedule",
         cron_schedule=cron,

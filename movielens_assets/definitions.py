@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import dagster as dg
 
 from movielens_assets.assets import features, ingest, ranking, recall, tmdb
@@ -16,56 +19,34 @@ from movielens_assets.resources import DataLake, MovieLensSource
 from movielens_assets.resources.device import TorchDevice
 from movielens_assets.resources.embedder import EmbedderResource
 from movielens_assets.resources.tmdb import TMDbResource
-from movielens_assets.settings import Settings, load_settings
+from movielens_assets.settings import Settings, load_settings, resource_fields
+
+RESOURCES: dict[str, type[dg.ConfigurableResource]] = {
+    "lake": DataLake,
+    "movielens": MovieLensSource,
+    "tmdb": TMDbResource,
+    "torch_device": TorchDevice,
+    "ranking_shards": RankingShards,
+    "embedder": EmbedderResource,
+}
+"""Resource key -> class; each is built from the settings routed to it (`settings.py`, `to=...`)."""
 
 
-def _secret(settings: Settings, env_name: str, value: str | None) -> str | dg.EnvVar | None:
-    """A TMDb secret for the resource: `dg.EnvVar(env_name)` when the settings were read from the
-    process environment (resolved at launch; the UI and the stored run/job snapshots show only the
-    variable's name), else the value itself (settings built from an explicit mapping, e.g. tests)."""
-    if not value:
-        return None
-    return dg.EnvVar(env_name) if settings.secrets_from_env else value
+def _resource_value(settings: Settings, attribute: str) -> Any:
+    """A setting as a resource field value. A secret read from the process environment becomes
+    `dg.EnvVar(<its variable>)` (resolved at launch; the UI and the stored run/job snapshots show only
+    the variable's name); settings built from an explicit mapping (tests) pass the value itself."""
+    value = getattr(settings, attribute)
+    source = settings.secret_sources.get(attribute)
+    if source and value and settings.secrets_from_env:
+        return dg.EnvVar(source)
+    return str(value) if isinstance(value, Path) else value
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
-        "lake": DataLake(
-            root=str(settings.data_dir),
-            duckdb_memory_limit=settings.duckdb_memory_limit,
-            duckdb_threads=settings.duckdb_threads,
-        ),
-        "movielens": MovieLensSource(
-            dataset=settings.dataset, seed=settings.seed, grouplens_url=settings.grouplens_url
-        ),
-        "tmdb": TMDbResource(
-            read_access_token=_secret(settings, "TMDB_API_READ_ACCESS_TOKEN", settings.tmdb_read_access_token),
-            api_key=_secret(settings, "TMDB_API_KEY", settings.tmdb_api_key),
-            base_url=settings.tmdb_base_url,
-            language=settings.tmdb_language,
-            max_connections=settings.tmdb_max_connections,
-            rate_limit_per_s=settings.tmdb_rate_limit_per_s,
-            timeout_s=settings.tmdb_timeout_s,
-            required=settings.tmdb_required,
-            max_age_days=settings.tmdb_max_age_days,
-        ),
-        "torch_device": TorchDevice(device=settings.device),
-        "ranking_shards": RankingShards(shards=settings.ranking_shards),
-        "embedder": EmbedderResource(
-            backend=settings.embedding_backend,
-            model=settings.embedding_model,
-            batch_size=settings.embedding_batch_size,
-            max_seq_length=settings.embedding_max_seq_length,
-            chunk_size=settings.embedding_chunk_size,
-            api_base_url=settings.embedding_api_base_url,
-            api_key=_secret(
-                settings, settings.embedding_api_key_env or "EMBEDDING_API_KEY", settings.embedding_api_key
-            ),
-            api_dimensions=settings.embedding_api_dimensions,
-            api_max_batch=settings.embedding_api_max_batch,
-            api_max_concurrency=settings.embedding_api_max_concurrency,
-            api_timeout_s=settings.embedding_api_timeout_s,
-        ),
+        key: cls(**{name: _resource_value(settings, attr) for name, attr in resource_fields(key).items()})
+        for key, cls in RESOURCES.items()
     }
 
 

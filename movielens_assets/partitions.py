@@ -3,6 +3,7 @@
 import dagster as dg
 
 from movielens_assets.core.ranking.shards import shard_keys
+from movielens_assets.settings import default
 
 
 def ranking_shards(n_shards: int) -> dg.StaticPartitionsDefinition:
@@ -15,7 +16,7 @@ class RankingShards(dg.ConfigurableResource):
     """How many user shards the ranking samples have (`MOVIELENS_RANKING_SHARDS`): what the unpartitioned
     assets downstream of `ranking_samples` expect to find."""
 
-    shards: int = 16
+    shards: int = default("ranking_shards")
 
     def partition_keys(self) -> list[str]:
         return shard_keys(self.shards)

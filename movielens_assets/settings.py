@@ -1,199 +1,265 @@
 """Environment variables -> one typed settings object. The ONLY place the project reads os.environ.
 
-Every variable read here is listed in `.env.example`.
+Each setting is declared exactly once, as one field of `Settings` below:
+
+    seed: int = setting("MOVIELENS_SEED", 42, _int, to="movielens.seed")
+    \"\"\"Seed of the synthetic generator.\"\"\"
+
+That line is the setting's attribute, type, environment variable, default (written nowhere else),
+parser (a bad value is a ValueError naming the variable and the expected form) and the resource field
+it feeds (`<resource key>.<field>`, or none for a setting used elsewhere, such as the schedule's cron).
+Everything else derives from it:
+
+- `load_settings` reads every declared variable through its parser;
+- `definitions.build_resources` builds each resource from the fields routed to it (`resource_fields`),
+  secrets as `dg.EnvVar(<the variable they came from>)` when read from the process environment;
+- the resources' own field defaults are `default("<attribute>")`, i.e. this declaration;
+- `.env.example` lists every declared variable (`env_names()`; a test checks it).
+
+Device strings have one parser, `core/device.py`, used here, by the `torch_device` resource and by the
+two-tower model.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-DEFAULT_DATASET = "synthetic-small"
-DEFAULT_GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
-DEFAULT_TMDB_BASE_URL = "https://api.themoviedb.org/3"
-DEFAULT_TMDB_REFRESH_CRON = "0 9 * * *"  # daily, 09:00 UTC (after TMDb's daily id export)
-DEFAULT_EMBEDDING_API_BASE_URL = "https://api.openai.com/v1"
-_DEVICES = ("auto", "cpu", "cuda", "mps")
+from movielens_assets.core.device import parse_device
+from movielens_assets.core.text.store import DEFAULT_CHUNK_SIZE
+
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+Parser = Callable[[str, str | None, Any], Any]
+"""`parse(variable name, raw value or None, declared default) -> value`."""
+
+
+# ------------------------------------------------------------------------------------------------ parsers
+def _blank(raw: str | None) -> bool:
+    return raw is None or raw.strip() == ""
+
+
+def _text(name: str, raw: str | None, default: str) -> str:
+    return (raw or default).strip()
+
+
+def _url(name: str, raw: str | None, default: str) -> str:
+    return (raw or default).strip().rstrip("/")
+
+
+def _path(name: str, raw: str | None, default: Path) -> Path:
+    return Path(raw or default).expanduser().resolve()
+
+
+def _optional_text(name: str, raw: str | None, default: None) -> str | None:
+    """Stripped text; empty -> None (secrets, optional names)."""
+    return (raw or "").strip() or None
+
+
+def _number(name: str, raw: str | None, default: Any, kind: type, what: str) -> Any:
+    if _blank(raw):
+        return default
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be {what}, got {raw!r}") from exc
+
+
+def _int(name: str, raw: str | None, default: int | None) -> int | None:
+    return _number(name, raw, default, int, "an integer")
+
+
+def _float(name: str, raw: str | None, default: float | None) -> float | None:
+    return _number(name, raw, default, float, "a number")
+
+
+def _bool(name: str, raw: str | None, default: bool) -> bool:
+    text = (raw or "").strip().lower()
+    if text == "":
+        return default
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"environment variable {name} must be 1/0 (true/false, yes/no, on/off), got {raw!r}")
+
+
+def _device(name: str, raw: str | None, default: str) -> str:
+    try:
+        return parse_device(default if _blank(raw) else raw, name)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {exc}") from None
+
+
+def _backend(name: str, raw: str | None, default: str) -> str:
+    from movielens_assets.core.text.embedders import BACKENDS, EmbeddingConfigError, normalize_backend
+
+    try:
+        return normalize_backend(default if _blank(raw) else (raw or ""))
+    except EmbeddingConfigError:
+        raise ValueError(f"environment variable {name} must be one of {', '.join(BACKENDS)}; got {raw!r}") from None
+
+
+def _shards(name: str, raw: str | None, default: int) -> int:
+    from movielens_assets.core.ranking.shards import MAX_SHARDS
+
+    n = _int(name, raw, default)
+    assert n is not None
+    if not 1 <= n <= MAX_SHARDS:
+        raise ValueError(f"environment variable {name} must be in 1..{MAX_SHARDS}, got {raw!r}")
+    return n
+
+
+# ------------------------------------------------------------------------------------------- declaration
+@dataclass(frozen=True)
+class _Spec:
+    env: tuple[str, ...]
+    """The variable; several = the first non-empty one wins (a fallback variable)."""
+    parse: Parser
+    to: tuple[str, ...] | None
+    """(resource key, resource field) this setting feeds, if any."""
+    secret: bool
+
+
+def setting(env: str | tuple[str, ...], default: Any, parse: Parser, *, to: str | None = None,
+            secret: bool = False) -> Any:
+    """Declare a setting (see the module docstring); a `dataclasses.field` carrying its spec."""
+    spec = _Spec(env=(env,) if isinstance(env, str) else tuple(env), parse=parse,
+                 to=tuple(to.split(".", 1)) if to else None, secret=secret)
+    return field(default=default, repr=not secret, metadata={"setting": spec})
 
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path
-    """Root of the local data lake (`MOVIELENS_DATA_DIR`, default `data`)."""
-    dataset: str
+    # -- data lake and dataset --
+    data_dir: Path = setting("MOVIELENS_DATA_DIR", Path("data"), _path, to="lake.root")
+    """Root of the local data lake (relative paths resolve from the cwd)."""
+    dataset: str = setting("MOVIELENS_DATASET", "synthetic-small", _text, to="movielens.dataset")
     """`ml-32m`, `ml-25m`, `ml-latest-small`, `ml-latest`, `synthetic-<size>` or a directory path."""
-    seed: int
-    """Seed of the synthetic generator (`MOVIELENS_SEED`)."""
-    grouplens_url: str
-    """Base URL of the GroupLens downloads (`MOVIELENS_GROUPLENS_URL`); tests point it at 127.0.0.1."""
-    duckdb_memory_limit: str | None
-    """DuckDB `memory_limit` for heavy queries (`MOVIELENS_DUCKDB_MEMORY_LIMIT`, e.g. `8GB`)."""
-    duckdb_threads: int | None
-    """DuckDB thread count (`MOVIELENS_DUCKDB_THREADS`); default: all cores."""
+    seed: int = setting("MOVIELENS_SEED", 42, _int, to="movielens.seed")
+    """Seed of the synthetic generator."""
+    grouplens_url: str = setting("MOVIELENS_GROUPLENS_URL", "https://files.grouplens.org/datasets/movielens",
+                                 _url, to="movielens.grouplens_url")
+    """Base URL of the GroupLens downloads; tests point it at 127.0.0.1."""
+    duckdb_memory_limit: str | None = setting("MOVIELENS_DUCKDB_MEMORY_LIMIT", None, _optional_text,
+                                              to="lake.duckdb_memory_limit")
+    """DuckDB `memory_limit` for heavy queries (e.g. `8GB`); empty = DuckDB's default (80% of RAM)."""
+    duckdb_threads: int | None = setting("MOVIELENS_DUCKDB_THREADS", None, _int, to="lake.duckdb_threads")
+    """DuckDB thread count; empty = all cores."""
     # -- TMDb enrichment (docs/TMDB.md) --
-    tmdb_read_access_token: str | None = field(default=None, repr=False)
-    """TMDb API read access token (`TMDB_API_READ_ACCESS_TOKEN`, sent as Bearer; preferred). Secret."""
-    tmdb_api_key: str | None = field(default=None, repr=False)
-    """TMDb v3 API key (`TMDB_API_KEY`, sent as the api_key query parameter). Secret."""
-    tmdb_base_url: str = DEFAULT_TMDB_BASE_URL
-    """TMDb API root (`TMDB_BASE_URL`); tests and staging point it at a local server."""
-    tmdb_language: str = "en-US"
-    """`language` of the movie requests (`TMDB_LANGUAGE`)."""
-    tmdb_max_connections: int = 20
-    """Concurrent connections of the crawler (`TMDB_MAX_CONNECTIONS`)."""
-    tmdb_rate_limit_per_s: float = 35.0
-    """Requests per second the crawler never exceeds (`TMDB_RATE_LIMIT_PER_S`)."""
-    tmdb_timeout_s: float = 30.0
-    """Per-request timeout in seconds (`TMDB_TIMEOUT_S`)."""
-    tmdb_required: bool = False
+    tmdb_read_access_token: str | None = setting("TMDB_API_READ_ACCESS_TOKEN", None, _optional_text,
+                                                 to="tmdb.read_access_token", secret=True)
+    """TMDb API read access token (sent as Bearer; preferred). Secret."""
+    tmdb_api_key: str | None = setting("TMDB_API_KEY", None, _optional_text, to="tmdb.api_key", secret=True)
+    """TMDb v3 API key (sent as the api_key query parameter). Secret."""
+    tmdb_base_url: str = setting("TMDB_BASE_URL", "https://api.themoviedb.org/3", _url, to="tmdb.base_url")
+    """TMDb API root; tests and staging point it at a local server."""
+    tmdb_language: str = setting("TMDB_LANGUAGE", "en-US", _text, to="tmdb.language")
+    """`language` of the movie requests."""
+    tmdb_max_connections: int = setting("TMDB_MAX_CONNECTIONS", 20, _int, to="tmdb.max_connections")
+    """Concurrent connections of the crawler."""
+    tmdb_rate_limit_per_s: float = setting("TMDB_RATE_LIMIT_PER_S", 35.0, _float, to="tmdb.rate_limit_per_s")
+    """Requests per second the crawler never exceeds."""
+    tmdb_timeout_s: float = setting("TMDB_TIMEOUT_S", 30.0, _float, to="tmdb.timeout_s")
+    """Per-request timeout in seconds."""
+    tmdb_required: bool = setting("TMDB_REQUIRED", False, _bool, to="tmdb.required")
     """`TMDB_REQUIRED=1`: missing credentials / links fail the run instead of an empty enrichment."""
-    tmdb_max_age_days: float | None = None
-    """`TMDB_MAX_AGE_DAYS`: a crawl also re-fetches payloads older than this (default: never; the
-    changes-feed refresh keeps them current)."""
-    tmdb_refresh_cron: str = DEFAULT_TMDB_REFRESH_CRON
-    """Cron (UTC) of `tmdb_refresh_schedule` (`TMDB_REFRESH_CRON`)."""
-    # -- text embeddings (docs/EMBEDDINGS.md) --
-    device: str = "auto"
-    """Torch device of every torch step (`MOVIELENS_DEVICE`: auto | cpu | cuda | cuda:N | mps)."""
-    embedding_backend: str = "sentence-transformers"
-    """`EMBEDDING_BACKEND`: `sentence-transformers` (local model) or `openai` (OpenAI-compatible API)."""
-    embedding_model: str | None = None
-    """`EMBEDDING_MODEL`: hub id (`BAAI/bge-m3`), local directory, or the API's model name; empty = the
-    packaged all-MiniLM-L6-v2 (offline) / `text-embedding-3-small` for the API."""
-    embedding_batch_size: int = 32
-    """Texts per forward pass of the local model (`EMBEDDING_BATCH_SIZE`)."""
-    embedding_max_seq_length: int | None = None
-    """Token limit per text of the local model (`EMBEDDING_MAX_SEQ_LENGTH`; empty = the model's own)."""
-    embedding_chunk_size: int = 2048
-    """Movies per stored embedding chunk (`EMBEDDING_CHUNK_SIZE`): what an interrupted run keeps."""
-    embedding_api_base_url: str = DEFAULT_EMBEDDING_API_BASE_URL
-    """OpenAI-compatible API root (`EMBEDDING_API_BASE_URL`); `/embeddings` is appended."""
-    embedding_api_key: str | None = field(default=None, repr=False)
-    """`EMBEDDING_API_KEY` (else `OPENAI_API_KEY`). Secret."""
-    embedding_api_key_env: str | None = None
-    """Which variable held the key (handed to Dagster as `dg.EnvVar(<name>)`)."""
-    embedding_api_dimensions: int | None = None
-    """`EMBEDDING_API_DIMENSIONS`: requested vector size (text-embedding-3-*); empty = the model's own."""
-    embedding_api_max_batch: int = 128
-    """Inputs per API request (`EMBEDDING_API_MAX_BATCH`; the provider's cap)."""
-    embedding_api_max_concurrency: int = 4
-    """API requests in flight (`EMBEDDING_API_MAX_CONCURRENCY`)."""
-    embedding_api_timeout_s: float = 60.0
-    """Per-request timeout of the API (`EMBEDDING_API_TIMEOUT_S`)."""
+    tmdb_max_age_days: float | None = setting("TMDB_MAX_AGE_DAYS", None, _float, to="tmdb.max_age_days")
+    """A crawl also re-fetches payloads older than this (default: never; the changes-feed refresh keeps
+    them current)."""
+    tmdb_refresh_cron: str = setting("TMDB_REFRESH_CRON", "0 9 * * *", _text)
+    """Cron (UTC) of `tmdb_refresh_schedule`: daily, 09:00 UTC (after TMDb's daily id export)."""
+    # -- torch device and text embeddings (docs/EMBEDDINGS.md) --
+    device: str = setting("MOVIELENS_DEVICE", "auto", _device, to="torch_device.device")
+    """Torch device of every torch step: auto | cpu | cuda | cuda:N | mps (`core/device.py`)."""
+    embedding_backend: str = setting("EMBEDDING_BACKEND", "sentence-transformers", _backend, to="embedder.backend")
+    """`sentence-transformers` (local model) or `openai` (OpenAI-compatible API)."""
+    embedding_model: str | None = setting("EMBEDDING_MODEL", None, _optional_text, to="embedder.model")
+    """Hub id (`BAAI/bge-m3`), local directory, or the API's model name; empty = the packaged
+    all-MiniLM-L6-v2 (offline) / `text-embedding-3-small` for the API."""
+    embedding_batch_size: int = setting("EMBEDDING_BATCH_SIZE", 32, _int, to="embedder.batch_size")
+    """Texts per forward pass of the local model."""
+    embedding_max_seq_length: int | None = setting("EMBEDDING_MAX_SEQ_LENGTH", None, _int,
+                                                   to="embedder.max_seq_length")
+    """Token limit per text of the local model (empty = the model's own)."""
+    embedding_chunk_size: int = setting("EMBEDDING_CHUNK_SIZE", DEFAULT_CHUNK_SIZE, _int, to="embedder.chunk_size")
+    """Movies per stored embedding chunk: what an interrupted run keeps."""
+    embedding_api_base_url: str = setting("EMBEDDING_API_BASE_URL", "https://api.openai.com/v1", _url,
+                                          to="embedder.api_base_url")
+    """OpenAI-compatible API root; `/embeddings` is appended."""
+    embedding_api_key: str | None = setting(("EMBEDDING_API_KEY", "OPENAI_API_KEY"), None, _optional_text,
+                                            to="embedder.api_key", secret=True)
+    """`EMBEDDING_API_KEY`, else `OPENAI_API_KEY`. Secret."""
+    embedding_api_dimensions: int | None = setting("EMBEDDING_API_DIMENSIONS", None, _int,
+                                                   to="embedder.api_dimensions")
+    """Requested vector size (text-embedding-3-*); empty = the model's own."""
+    embedding_api_max_batch: int = setting("EMBEDDING_API_MAX_BATCH", 128, _int, to="embedder.api_max_batch")
+    """Inputs per API request (the provider's cap)."""
+    embedding_api_max_concurrency: int = setting("EMBEDDING_API_MAX_CONCURRENCY", 4, _int,
+                                                 to="embedder.api_max_concurrency")
+    """API requests in flight."""
+    embedding_api_timeout_s: float = setting("EMBEDDING_API_TIMEOUT_S", 60.0, _float, to="embedder.api_timeout_s")
+    """Per-request timeout of the API."""
     # -- ranking (docs/RANKING.md) --
-    ranking_shards: int = 16
-    """User shards of `ranking_samples` (`MOVIELENS_RANKING_SHARDS`, 1..1000): its partitions `00`, `01`, …"""
+    ranking_shards: int = setting("MOVIELENS_RANKING_SHARDS", 16, _shards, to="ranking_shards.shards")
+    """User shards of `ranking_samples` (1..1000): its partitions `00`, `01`, …"""
+
+    # -- how the settings were read (not environment variables) --
+    secret_sources: dict[str, str] = field(default_factory=dict, repr=False, hash=False)
+    """Secret attribute -> the variable its value came from (handed to Dagster as `dg.EnvVar(<name>)`)."""
     secrets_from_env: bool = False
-    """True when the settings were read from the process environment: the TMDb secrets then reach
-    Dagster as `dg.EnvVar`s (resolved at launch, shown by name only in the UI and run storage)."""
+    """True when the settings were read from the process environment: the secrets then reach Dagster as
+    `dg.EnvVar`s (resolved at launch, shown by name only in the UI and run storage)."""
 
     @property
     def tmdb_has_credentials(self) -> bool:
         return bool(self.tmdb_read_access_token or self.tmdb_api_key)
 
-
-def _optional_number(name: str, value: str | None, kind: type, what: str):
-    if value is None or value.strip() == "":
-        return None
-    try:
-        return kind(value)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be {what}, got {value!r}") from exc
+    @property
+    def embedding_api_key_env(self) -> str | None:
+        """Which variable held the embedding API key (`EMBEDDING_API_KEY` or `OPENAI_API_KEY`)."""
+        return self.secret_sources.get("embedding_api_key")
 
 
-def _optional_int(name: str, value: str | None) -> int | None:
-    return _optional_number(name, value, int, "an integer")
+def _specs() -> list[tuple[str, _Spec, Any]]:
+    """(attribute, spec, default) of every declared setting, in declaration order."""
+    return [(f.name, f.metadata["setting"], f.default) for f in fields(Settings) if "setting" in f.metadata]
 
 
-def _optional_float(name: str, value: str | None) -> float | None:
-    return _optional_number(name, value, float, "a number")
+def default(attribute: str) -> Any:
+    """The declared default of a setting (what a resource field defaults to)."""
+    value = Settings.__dataclass_fields__[attribute].default
+    if value is MISSING:  # pragma: no cover - every setting has a default
+        raise KeyError(attribute)
+    return value
 
 
-def _int_or(name: str, value: str | None, default: int) -> int:
-    parsed = _optional_int(name, value)
-    return default if parsed is None else parsed
+def env_names() -> list[str]:
+    """Every environment variable the settings read (all are listed in `.env.example`)."""
+    return [name for _, spec, _ in _specs() for name in spec.env]
 
 
-def _float_or(name: str, value: str | None, default: float) -> float:
-    parsed = _optional_float(name, value)
-    return default if parsed is None else parsed
+def resource_fields(resource: str) -> dict[str, str]:
+    """Resource field -> settings attribute, for the resource `resource` (its key in `Definitions`)."""
+    return {spec.to[1]: attr for attr, spec, _ in _specs() if spec.to and spec.to[0] == resource}
 
 
-def _bool(name: str, value: str | None) -> bool:
-    text = (value or "").strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"environment variable {name} must be 1/0 (true/false, yes/no, on/off), got {value!r}")
-
-
-def _choice(name: str, value: str | None, default: str, choices: tuple[str, ...], allow_cuda_index: bool = False
-            ) -> str:
-    text = (value or "").strip().lower() or default
-    aliases = {"openai-compatible": "openai", "st": "sentence-transformers", "sentence_transformers":
-               "sentence-transformers"}
-    text = aliases.get(text, text) if "openai" in choices else text
-    if text in choices or (allow_cuda_index and text.startswith("cuda:") and text[5:].isdigit()):
-        return text
-    extra = ", cuda:N" if allow_cuda_index else ""
-    raise ValueError(f"environment variable {name} must be one of {', '.join(choices)}{extra}; got {value!r}")
-
-
-def _ranking_shards(value: str | None) -> int:
-    from movielens_assets.core.ranking.shards import MAX_SHARDS
-
-    n = _int_or("MOVIELENS_RANKING_SHARDS", value, 16)
-    if not 1 <= n <= MAX_SHARDS:
-        raise ValueError(f"environment variable MOVIELENS_RANKING_SHARDS must be in 1..{MAX_SHARDS}, got {value!r}")
-    return n
-
-
-def _secret(value: str | None) -> str | None:
-    return (value or "").strip() or None
+DEFAULT_DATASET: str = default("dataset")
+DEFAULT_TMDB_REFRESH_CRON: str = default("tmdb_refresh_cron")
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Read the settings from `environ` (default: the process environment)."""
     env = os.environ if environ is None else environ
-    data_dir = Path(env.get("MOVIELENS_DATA_DIR") or "data").expanduser()
-    return Settings(
-        data_dir=data_dir.resolve(),
-        dataset=(env.get("MOVIELENS_DATASET") or DEFAULT_DATASET).strip(),
-        seed=_int_or("MOVIELENS_SEED", env.get("MOVIELENS_SEED"), 42),
-        grouplens_url=(env.get("MOVIELENS_GROUPLENS_URL") or DEFAULT_GROUPLENS_URL).rstrip("/"),
-        duckdb_memory_limit=(env.get("MOVIELENS_DUCKDB_MEMORY_LIMIT") or None),
-        duckdb_threads=_optional_int("MOVIELENS_DUCKDB_THREADS", env.get("MOVIELENS_DUCKDB_THREADS")),
-        tmdb_read_access_token=_secret(env.get("TMDB_API_READ_ACCESS_TOKEN")),
-        tmdb_api_key=_secret(env.get("TMDB_API_KEY")),
-        tmdb_base_url=(env.get("TMDB_BASE_URL") or DEFAULT_TMDB_BASE_URL).strip().rstrip("/"),
-        tmdb_language=(env.get("TMDB_LANGUAGE") or "en-US").strip(),
-        tmdb_max_connections=_int_or("TMDB_MAX_CONNECTIONS", env.get("TMDB_MAX_CONNECTIONS"), 20),
-        tmdb_rate_limit_per_s=_float_or("TMDB_RATE_LIMIT_PER_S", env.get("TMDB_RATE_LIMIT_PER_S"), 35.0),
-        tmdb_timeout_s=_float_or("TMDB_TIMEOUT_S", env.get("TMDB_TIMEOUT_S"), 30.0),
-        tmdb_required=_bool("TMDB_REQUIRED", env.get("TMDB_REQUIRED")),
-        tmdb_max_age_days=_optional_float("TMDB_MAX_AGE_DAYS", env.get("TMDB_MAX_AGE_DAYS")),
-        tmdb_refresh_cron=(env.get("TMDB_REFRESH_CRON") or DEFAULT_TMDB_REFRESH_CRON).strip(),
-        device=_choice("MOVIELENS_DEVICE", env.get("MOVIELENS_DEVICE"), "auto", _DEVICES, allow_cuda_index=True),
-        embedding_backend=_choice("EMBEDDING_BACKEND", env.get("EMBEDDING_BACKEND"), "sentence-transformers",
-                                  ("sentence-transformers", "openai")),
-        embedding_model=(env.get("EMBEDDING_MODEL") or "").strip() or None,
-        embedding_batch_size=_int_or("EMBEDDING_BATCH_SIZE", env.get("EMBEDDING_BATCH_SIZE"), 32),
-        embedding_max_seq_length=_optional_int("EMBEDDING_MAX_SEQ_LENGTH", env.get("EMBEDDING_MAX_SEQ_LENGTH")),
-        embedding_chunk_size=_int_or("EMBEDDING_CHUNK_SIZE", env.get("EMBEDDING_CHUNK_SIZE"), 2048),
-        embedding_api_base_url=(
-            (env.get("EMBEDDING_API_BASE_URL") or DEFAULT_EMBEDDING_API_BASE_URL).strip().rstrip("/")
-        ),
-        embedding_api_key=_secret(env.get("EMBEDDING_API_KEY")) or _secret(env.get("OPENAI_API_KEY")),
-        embedding_api_key_env=("EMBEDDING_API_KEY" if _secret(env.get("EMBEDDING_API_KEY"))
-                               else "OPENAI_API_KEY" if _secret(env.get("OPENAI_API_KEY")) else None),
-        embedding_api_dimensions=_optional_int("EMBEDDING_API_DIMENSIONS", env.get("EMBEDDING_API_DIMENSIONS")),
-        embedding_api_max_batch=_int_or("EMBEDDING_API_MAX_BATCH", env.get("EMBEDDING_API_MAX_BATCH"), 128),
-        embedding_api_max_concurrency=_int_or("EMBEDDING_API_MAX_CONCURRENCY",
-                                              env.get("EMBEDDING_API_MAX_CONCURRENCY"), 4),
-        embedding_api_timeout_s=_float_or("EMBEDDING_API_TIMEOUT_S", env.get("EMBEDDING_API_TIMEOUT_S"), 60.0),
-        ranking_shards=_ranking_shards(env.get("MOVIELENS_RANKING_SHARDS")),
-        secrets_from_env=environ is None or environ is os.environ,
-    )
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for attr, spec, declared in _specs():
+        # the first variable with a non-blank value (a single variable: its value, blank or not)
+        name = next((n for n in spec.env if not _blank(env.get(n))), spec.env[0])
+        values[attr] = spec.parse(name, env.get(name), declared)
+        if spec.secret and values[attr] is not None:
+            sources[attr] = name
+    return Settings(**values, secret_sources=sources, secrets_from_env=environ is None or environ is os.environ)

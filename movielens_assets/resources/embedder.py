@@ -20,32 +20,31 @@ from movielens_assets.core.text.embedders import (
     SentenceTransformerEmbedder,
     normalize_backend,
 )
-from movielens_assets.core.text.store import DEFAULT_CHUNK_SIZE
+from movielens_assets.settings import default
 
-DEFAULT_API_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_API_MODEL = "text-embedding-3-small"
 
 
 class EmbedderResource(dg.ConfigurableResource):
     """Backend (`sentence-transformers` | `openai`), model and batching of the item embedder."""
 
-    backend: str = "sentence-transformers"
-    model: str | None = None
+    backend: str = default("embedding_backend")
+    model: str | None = default("embedding_model")
     """sentence-transformers: packaged default, hub id or directory; openai: the API's model name.
     None: `sentence-transformers/all-MiniLM-L6-v2` (packaged) / `text-embedding-3-small`."""
-    batch_size: int = 32
+    batch_size: int = default("embedding_batch_size")
     """Texts per forward pass (sentence-transformers)."""
-    max_seq_length: int | None = None
+    max_seq_length: int | None = default("embedding_max_seq_length")
     """Token limit per text (sentence-transformers); None: the model's own (MiniLM 256, BGE-M3 8192)."""
-    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_size: int = default("embedding_chunk_size")
     """Movies per stored chunk (the unit kept when a run is interrupted)."""
-    api_base_url: str = DEFAULT_API_BASE_URL
-    api_key: str | None = None
-    api_dimensions: int | None = None
-    api_max_batch: int = 128
-    api_max_concurrency: int = 4
+    api_base_url: str = default("embedding_api_base_url")
+    api_key: str | None = default("embedding_api_key")
+    api_dimensions: int | None = default("embedding_api_dimensions")
+    api_max_batch: int = default("embedding_api_max_batch")
+    api_max_concurrency: int = default("embedding_api_max_concurrency")
     api_max_attempts: int = 6
-    api_timeout_s: float = 60.0
+    api_timeout_s: float = default("embedding_api_timeout_s")
 
     @property
     def backend_name(self) -> str:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from movielens_assets.settings import default
+
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
 
@@ -14,8 +16,8 @@ class DataLake(dg.ConfigurableResource):
     """Paths of the local data lake rooted at `root` (`MOVIELENS_DATA_DIR`)."""
 
     root: str
-    duckdb_memory_limit: str | None = None
-    duckdb_threads: int | None = None
+    duckdb_memory_limit: str | None = default("duckdb_memory_limit")
+    duckdb_threads: int | None = default("duckdb_threads")
 
     @property
     def root_path(self) -> Path:

@@ -7,14 +7,15 @@ from pathlib import Path
 import dagster as dg
 
 from movielens_assets.core.data.datasets import DatasetRef, materialize_dataset, parse_dataset, raw_dir_for
+from movielens_assets.settings import default
 
 
 class MovieLensSource(dg.ConfigurableResource):
     """`dataset`: a GroupLens release name, `synthetic-<size>`, or a directory of MovieLens CSVs."""
 
     dataset: str
-    seed: int = 42
-    grouplens_url: str = "https://files.grouplens.org/datasets/movielens"
+    seed: int = default("seed")
+    grouplens_url: str = default("grouplens_url")
 
     @property
     def ref(self) -> DatasetRef:

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from movielens_assets.core.tmdb.client import TMDbConfig
+from movielens_assets.settings import default
 
 CREDENTIALS_HINT = (
     "set TMDB_API_READ_ACCESS_TOKEN (preferred; the 'API Read Access Token' of "
@@ -23,16 +24,16 @@ CREDENTIALS_HINT = (
 class TMDbResource(dg.ConfigurableResource):
     """How to reach TMDb (`TMDB_*` settings). `has_credentials` False -> the crawl is skipped."""
 
-    read_access_token: str | None = None
-    api_key: str | None = None
-    base_url: str = "https://api.themoviedb.org/3"
-    language: str = "en-US"
-    max_connections: int = 20
-    rate_limit_per_s: float = 35.0
-    timeout_s: float = 30.0
-    required: bool = False
+    read_access_token: str | None = default("tmdb_read_access_token")
+    api_key: str | None = default("tmdb_api_key")
+    base_url: str = default("tmdb_base_url")
+    language: str = default("tmdb_language")
+    max_connections: int = default("tmdb_max_connections")
+    rate_limit_per_s: float = default("tmdb_rate_limit_per_s")
+    timeout_s: float = default("tmdb_timeout_s")
+    required: bool = default("tmdb_required")
     """TMDB_REQUIRED=1: no credentials (or no links) is a failure, not an empty enrichment."""
-    max_age_days: float | None = None
+    max_age_days: float | None = default("tmdb_max_age_days")
     """A crawl also re-fetches payloads fetched more than this many days ago (None: never)."""
     progress_every_s: float = 15.0
     """Seconds between progress lines of a crawl in the Dagster log."""

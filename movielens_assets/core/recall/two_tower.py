@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from movielens_assets.core.device import resolve_device
 from movielens_assets.core.recall.ann import AnnConfig, AnnIndex, recommend_by_vectors
 from movielens_assets.core.recall.base import BaseRecall, IdMap, Interactions
 
@@ -110,19 +111,6 @@ class TwoTowerConfig:
         d.setdefault("pooling", "mean")
         d.setdefault("user_weight_power", 0.0)
         return cls(**d)
-
-
-def resolve_device(device: str = "auto") -> str:
-    """'cpu' | 'cuda' | 'cuda:N' | 'mps' | 'auto' (cuda, else mps, else cpu)."""
-    import torch
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 # ----------------------------------------------------------------------------------------------- features

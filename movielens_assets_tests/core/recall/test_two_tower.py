@@ -383,7 +383,7 @@ def test_accidental_hits_are_not_negatives():
 
 
 def test_device_auto_resolves_and_ann_config_is_used():
-    from movielens_assets.core.recall.two_tower import resolve_device
+    from movielens_assets.core.device import resolve_device
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") in {"cpu", "cuda", "mps"}
