@@ -24,7 +24,8 @@ from movielens_assets.core.data.synthetic import (
     parse_synthetic_name,
     users_for_ratings,
 )
-from movielens_assets.core.data.synthetic_tmdb import GENERAL_TAGS, LEXICON, TMDB_FILE, iter_tmdb_payloads
+from movielens_assets.core.data.synthetic.tmdb import TMDB_FILE, iter_tmdb_payloads
+from movielens_assets.core.data.synthetic.tmdb_words import GENERAL_TAGS, LEXICON
 
 TINY = parse_synthetic_name("synthetic-tiny")
 SMALL = parse_synthetic_name("synthetic-small")
@@ -582,7 +583,7 @@ def test_atomic_output_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def boom(*args: object, **kwargs: object) -> int:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synthetic, "write_tmdb_payloads", boom)
+    monkeypatch.setattr(synthetic.write, "write_tmdb_payloads", boom)  # the name generate_movielens calls
     with pytest.raises(RuntimeError, match="disk full"):
         generate_movielens(TINY, out, seed=2)
     assert _tree_hashes(out) == before, "the previous dataset is untouched"
