@@ -20,23 +20,24 @@ loss is weighted by n_u ** -0.5 (n_u = its user's number of training interaction
 rescaled to mean 1: the metrics average over users, so heavy users should not dominate the gradient —
 the weight depends on that count only, never on which items follow the example.
 
-Measured on synthetic-small (shared 2-core CPU, 1 torch thread), protocol last_n, Recall@20 / Recall@100:
-the former default (mean pooling, uniform weights, batch 1024, 2 epochs) 0.396 / 0.668 in ~23-27 s per fit;
-the current one (mean_recency, n_u ** -0.5 weights, batch 512, 3 epochs) 0.490 / 0.727 in ~30-35 s (seed
-1: 0.484 / 0.726); ItemCF 0.446 / 0.667. The recency pooling learns to sharpen its prior (age weights
-1, 0.78, 0.52, 0.36, 0.22, ...). Cosine lr decay, lr 1e-2, batch 2048, 1,024 extra uniform negatives,
-position weights, and dropping the user id embedding were each measured worse; semantic item embeddings
-make no measurable difference here. On global_time (45 users, wide intervals) Recall@20 / @100 moved from
-0.083 / 0.225 to 0.065 / 0.204 (seed 1: 0.069 / 0.212 -> 0.079 / 0.206).
+The defaults were chosen on synthetic-small (protocol last_n, Recall@20 / @100): mean_recency pooling,
+n_u ** -0.5 weights, batch 512 and 3 epochs beat the former default (mean pooling, uniform weights, batch
+1024, 2 epochs); the recency pooling learns to sharpen its prior (weights falling faster with age). Cosine lr
+decay, lr 1e-2, batch 2048, 1,024 extra uniform negatives, position weights, and dropping the user id
+embedding were each measured worse; semantic item embeddings make no measurable difference there. The
+channel's current numbers: docs/EVALUATION.md, "Recall: every channel and the merged list" (with the
+command that regenerates them).
 
 Training cost: the id embedding tables (user, history item, item) have sparse gradients and are updated by
 SparseAdam (`sparse_embeddings`), the rest by Adam: a step touches only its batch's rows. With dense Adam
-over the whole tables CPU training slowed with the catalogue (24k examples/s at 1M ratings, 4.1k at 10M,
-1.5k at 32M); sparse: 30k / 18k / 14k, the same loss after one epoch (`benchmarks/two_tower.py`), and on
-synthetic-small last_n Recall@20 / @100 0.486 / 0.731 (dense: 0.486 / 0.736, inside the interval).
+over the whole tables CPU training slowed down as the catalogue grew; sparse updates keep most of the speed
+at the same loss (throughput per size and the command: docs/BENCHMARKS.md, "Recall (`benchmarks/recall.py`)",
+two-tower training throughput, `benchmarks/two_tower.py`).
 
 Serving uses the user's whole training history (last L items), item vectors go into a faiss index
-(`ann.py`), and seen items are excluded with the shared rule. torch is imported inside functions only.
+(`ann.py`), and seen items are excluded with the shared rule. The towers are module-level nn.Modules in
+`towers.py` (`UserTower`, `ItemTower`, `TwoTower`); this module imports torch (and `towers`) inside
+functions only.
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ The generative model (vectorised with numpy, streamed in chunks of ~1M ratings, 
   (~57%) to the first session, the rest split at random. Within a session ratings come in pages: a
   rating shares its predecessor's timestamp with a per-user probability (Beta(1.5, 3), ~1/3), else follows
   it after ~15 s (log-normal). Rows are ordered by user, time, then movieId (the order of the splits).
-  synthetic-small: 31% of the ratings have the same timestamp as the user's previous one, 94% of the gaps
-  are <= 60 s, 67% of the ratings are on the user's first day, a third of the users rate in one session.
+  What that gives per preset (shared timestamps, short gaps, ratings on the first day, session lengths):
+  docs/SYNTHETIC.md, "Realism: recall channels on synthetic vs real data" (generator statistics).
 - Ratings. A user's timeline is cut into runs (~15 consecutive ratings, also cut at sessions) that each
   stay in one favourite cluster (early or late slot by drift position). For each position: loyal draws
   take a movie of the run's cluster, mainstream draws a genre of the population mix, the others a genre of
@@ -69,48 +69,31 @@ The generative model (vectorised with numpy, streamed in chunks of ~1M ratings, 
   minutes (sometimes days) after rating, with the movie's keywords, descriptors of its genres or general
   ML-style tags (~6% tags per rating, as in ML-32M).
 
-Why 3.0 (measured with `benchmarks/synthetic_realism.py`: the pipeline's channels, protocol last_n = each
-user's last 3 ratings are test, Recall@20 / NDCG@20 over all users, seed 42; real MovieLens-100K beside):
-
-| | popularity | popularity_recent (90 days) | ItemCF | two-tower |
-|---|---|---|---|---|
-| ML-100K (real) | 0.098 / 0.055 | 0.105 / - | 0.235 / 0.141 | 0.291 / 0.171 |
-| synthetic-small 2.0 | 0.096 / 0.058 | 0.009 / 0.005 | 0.446 / 0.311 | 0.489 / 0.351 |
-| synthetic-small 3.0 | 0.098 / 0.061 | 0.113 / 0.073 | 0.253 / 0.162 | 0.277 / 0.184 |
-| synthetic-1m 2.0 | 0.064 / 0.036 | 0.008 / 0.004 | 0.405 / 0.278 | 0.469 / 0.328 |
-| synthetic-1m 3.0 | 0.075 / 0.047 | 0.085 / 0.051 | 0.211 / 0.134 | 0.246 / 0.164 |
-
-Generator 2.0 was about twice as easy as real data for collaborative models (~95% loyalty to a few taste
+Why 3.0: generator 2.0 was much easier than real data for collaborative models (~95% loyalty to a few taste
 clusters) and had no time dynamics that ranking depends on: popularity was static, and each user's ratings,
 so their last_n holdout, sat anywhere in 1995-2023, so that the 90 days before the last training timestamp
-were "recent" for almost nobody (popularity_recent 10x worse than all-time popularity). 3.0 makes tastes
+were "recent" for almost nobody (popularity_recent far worse than all-time popularity). 3.0 makes tastes
 noisier (loyalty ~50%, flatter favourite weights, more mainstream draws, a wider head for small
 catalogues) and adds time: a collection period per size (small datasets, like the real releases of their
 size, were gathered within months, so "recent" is recent for everyone), popularity that rises and fades
 with a movie's age, sessions with censoring at the end of the data, and returning users rating new
-releases. Measured while building it (synthetic-small, seed 42): the collection period with rising and
-fading popularity alone brings popularity_recent to ~1.0x popularity (0.94-1.05 over the variants tried:
-the 90-day window holds half the training ratings of a 277-day period, and holdout dates are barely later
-than training dates); returning users rating new releases (`P_FRESH`: their last sessions, hence their
-holdouts, lean to what is new at that date) bring it to 1.1-1.2x. Left out: concentrating the users'
-activity at the end of the data (an artificial surge at the cut that favours any recency method) and
-tuning the channels (the data must fail where real data fails). With seeds 1-3, the popularity_recent /
-popularity ratio is 1.07-1.11 on synthetic-small (1.15 for seed 42) and 1.18-1.19 on synthetic-1m (1.14),
-ItemCF / popularity 2.1-2.4 and 2.5-2.9. global_time (80/10/10 time cut) evaluates 158 users of
-synthetic-small (2.0: 45) and 531 of synthetic-1m (2.0: 141). On synthetic-tiny (120 users rating 21% of an
-800-movie catalogue) ItemCF is only 1.0-1.4x popularity (seeds 1-5; 1.12 for 42): too few users for co-occurrence.
+releases (`P_FRESH`: their last sessions, hence their holdouts, lean to what is new at that date). Left out:
+concentrating the users' activity at the end of the data (an artificial surge at the cut that favours any
+recency method) and tuning the channels (the data must fail where real data fails). The measurements behind
+this (the pipeline's channels on real MovieLens-100K and on synthetic-tiny / -small / -1m, 2.0 and 3.0, seed
+42 and others; the global_time user counts) are in docs/SYNTHETIC.md, "Why 3.0" and "Realism: recall
+channels on synthetic vs real data"; `benchmarks/synthetic_realism.py` regenerates them (its "Commands").
 
 Size presets (`parse_synthetic_name`): see `PRESETS`. Generic `synthetic-<N>k|m`: N thousand/million
 ratings, users = round(N / 159.25) (ML-32M's ratings per user), movies = round(87,585 * (N / 32,000,204)
 ** (2/3)) (sub-linear: smaller datasets have denser catalogues), at least 100.
 
 Structural limit: a user rates a movie at most once, so the top-10% share of ratings cannot exceed the
-share that fits in the top 10% of movies given the activity law (`top10_share_bound` in the stats:
-~0.78 for synthetic-small, ~0.91 for synthetic-1m, ~1.0 at ML-32M's catalogue size). synthetic-32m's
-top-10% share is 0.916 (ML-32M: ~0.91); smaller presets are less concentrated (synthetic-small 0.48,
-synthetic-1m 0.63), their popularity head being wider as well. synthetic-32m generates in ~85-95 s
-(83 s of CPU) with a 530 MB peak on a shared 2-core machine (2.0: 73 s, 480 MB): the age-banded draws cost
-~10 more seconds of CPU, their per-block temporaries ~50 MB.
+share that fits in the top 10% of movies given the activity law (`top10_share_bound` in the stats).
+synthetic-32m's top-10% share is close to ML-32M's; smaller presets are less concentrated, their popularity
+head being wider as well (the shares: docs/SYNTHETIC.md, "Realism: recall channels on synthetic vs real data"
+and "synthetic-32m generation"). synthetic-32m's generation time and peak memory (and what the age-banded
+draws cost): docs/SYNTHETIC.md, "synthetic-32m generation".
 
 Modules (package `core.data.synthetic`): `spec` (specs, presets, names, collection period, constants),
 `catalogue` (movies and their popularity lifecycles), `users`, `sampler` (item draws), `draw` (shared draw
