@@ -74,7 +74,8 @@ def long_span(tmp_path_factory: pytest.TempPathFactory) -> dict:
     spec = SyntheticSpec("synthetic-long", 60_000, 377, 6_000)
     out = tmp_path_factory.mktemp("long") / "synthetic-long"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(synthetic, "span_days", lambda n_ratings: FULL_SPAN_DAYS)
+        for module in (synthetic.spec, synthetic.write):  # the modules that call span_days
+            mp.setattr(module, "span_days", lambda n_ratings: FULL_SPAN_DAYS)
         stats = generate_movielens(spec, out, seed=7, tmdb_payloads=False)
     raw = np.loadtxt(out / "ratings.csv", delimiter=",", skiprows=1, dtype=np.float64)
     return {"stats": stats, "user": raw[:, 0].astype(np.int64), "rating": raw[:, 2], "ts": raw[:, 3].astype(np.int64)}
