@@ -113,7 +113,7 @@ def _not_enriched(
 def _seed_synthetic(
     context: dg.AssetExecutionContext, zone: LandingZone, lake: DataLake, movielens: MovieLensSource
 ) -> dg.MaterializeResult:
-    from movielens_assets.core.data import synthetic_tmdb
+    from movielens_assets.core.data.synthetic import tmdb as synthetic_tmdb
 
     # the generator writes <dataset dir>/tmdb/movie_details.jsonl.gz (synthetic_tmdb.iter_tmdb_payloads reads it)
     payload_file = movielens.csv_dir(lake.raw_dir) / "tmdb" / "movie_details.jsonl.gz"

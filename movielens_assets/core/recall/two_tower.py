@@ -20,23 +20,24 @@ loss is weighted by n_u ** -0.5 (n_u = its user's number of training interaction
 rescaled to mean 1: the metrics average over users, so heavy users should not dominate the gradient —
 the weight depends on that count only, never on which items follow the example.
 
-Measured on synthetic-small (shared 2-core CPU, 1 torch thread), protocol last_n, Recall@20 / Recall@100:
-the former default (mean pooling, uniform weights, batch 1024, 2 epochs) 0.396 / 0.668 in ~23-27 s per fit;
-the current one (mean_recency, n_u ** -0.5 weights, batch 512, 3 epochs) 0.490 / 0.727 in ~30-35 s (seed
-1: 0.484 / 0.726); ItemCF 0.446 / 0.667. The recency pooling learns to sharpen its prior (age weights
-1, 0.78, 0.52, 0.36, 0.22, ...). Cosine lr decay, lr 1e-2, batch 2048, 1,024 extra uniform negatives,
-position weights, and dropping the user id embedding were each measured worse; semantic item embeddings
-make no measurable difference here. On global_time (45 users, wide intervals) Recall@20 / @100 moved from
-0.083 / 0.225 to 0.065 / 0.204 (seed 1: 0.069 / 0.212 -> 0.079 / 0.206).
+The defaults were chosen on synthetic-small (protocol last_n, Recall@20 / @100): mean_recency pooling,
+n_u ** -0.5 weights, batch 512 and 3 epochs beat the former default (mean pooling, uniform weights, batch
+1024, 2 epochs); the recency pooling learns to sharpen its prior (weights falling faster with age). Cosine lr
+decay, lr 1e-2, batch 2048, 1,024 extra uniform negatives, position weights, and dropping the user id
+embedding were each measured worse; semantic item embeddings make no measurable difference there. The
+channel's current numbers: docs/EVALUATION.md, "Recall: every channel and the merged list" (with the
+command that regenerates them).
 
 Training cost: the id embedding tables (user, history item, item) have sparse gradients and are updated by
 SparseAdam (`sparse_embeddings`), the rest by Adam: a step touches only its batch's rows. With dense Adam
-over the whole tables CPU training slowed with the catalogue (24k examples/s at 1M ratings, 4.1k at 10M,
-1.5k at 32M); sparse: 30k / 18k / 14k, the same loss after one epoch (`benchmarks/two_tower.py`), and on
-synthetic-small last_n Recall@20 / @100 0.486 / 0.731 (dense: 0.486 / 0.736, inside the interval).
+over the whole tables CPU training slowed down as the catalogue grew; sparse updates keep most of the speed
+at the same loss (throughput per size and the command: docs/BENCHMARKS.md, "Recall (`benchmarks/recall.py`)",
+two-tower training throughput, `benchmarks/two_tower.py`).
 
 Serving uses the user's whole training history (last L items), item vectors go into a faiss index
-(`ann.py`), and seen items are excluded with the shared rule. torch is imported inside functions only.
+(`ann.py`), and seen items are excluded with the shared rule. The towers are module-level nn.Modules in
+`towers.py` (`UserTower`, `ItemTower`, `TwoTower`); this module imports torch (and `towers`) inside
+functions only.
 """
 
 from __future__ import annotations
@@ -47,13 +48,16 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from movielens_assets.core.device import resolve_device
 from movielens_assets.core.recall.ann import AnnConfig, AnnIndex, recommend_by_vectors
 from movielens_assets.core.recall.base import BaseRecall, IdMap, Interactions
+
+if TYPE_CHECKING:  # pragma: no cover - towers imports torch, which this module imports lazily
+    from movielens_assets.core.recall.towers import TwoTower
 
 log = logging.getLogger(__name__)
 
@@ -184,92 +188,10 @@ def _serving_rows(indptr: np.ndarray, users: np.ndarray) -> np.ndarray:
 # -------------------------------------------------------------------------------------------------- model
 
 
-def _build_model(config: TwoTowerConfig, n_users: int, n_items: int, n_genres: int, sem_dim: int):
-    import torch
-    from torch import nn
+def _build_model(config: TwoTowerConfig, n_users: int, n_items: int, n_genres: int, sem_dim: int) -> TwoTower:
+    from movielens_assets.core.recall.towers import TwoTower
 
-    D, H = config.dim, config.hidden
-    sparse = config.sparse_embeddings
-
-    class UserTower(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.user_emb = nn.Embedding(n_users, D, sparse=sparse) if config.user_id_embedding else None
-            self.hist_emb = nn.Embedding(n_items + 1, D, sparse=sparse)  # row n_items = padding (masked anyway)
-            self.recency = config.pooling == "mean_recency"
-            if config.pooling not in ("mean", "mean_recency"):
-                raise ValueError(f"unknown pooling {config.pooling!r}")
-            if self.recency:  # log-weight per age (0 = most recent item), init geometric decay
-                init = torch.arange(config.history_len, dtype=torch.float32) * math.log(config.recency_init)
-                self.age_logits = nn.Parameter(init)
-            width = D * (int(config.user_id_embedding) + 1 + int(self.recency)) + 2
-            self.mlp = nn.Sequential(nn.Linear(width, H), nn.ReLU(), nn.Linear(H, D))
-            if self.user_emb is not None:
-                nn.init.normal_(self.user_emb.weight, std=0.05)
-            nn.init.normal_(self.hist_emb.weight, std=0.05)
-
-        def pooled_history(self, hist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            """Masked mean of the history embeddings: sum / real count (empty history -> zeros)."""
-            return self._pool(self.hist_emb(hist), self._mean_weights(mask).unsqueeze(1))[:, 0]
-
-        def recency_pooled_history(self, hist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            """Masked weighted mean with weight exp(age_logits[age]), age = number of REAL entries after the
-            entry (0 = the most recent). Ages are counted on the mask, so the result does not depend on where
-            or how much padding there is (entries oldest first); empty history -> zeros."""
-            return self._pool(self.hist_emb(hist), self._recency_weights(mask).unsqueeze(1))[:, 0]
-
-        def _mean_weights(self, mask: torch.Tensor) -> torch.Tensor:
-            m = mask.to(self.hist_emb.weight.dtype)
-            return m / m.sum(dim=1, keepdim=True).clamp(min=1.0)
-
-        def _recency_weights(self, mask: torch.Tensor) -> torch.Tensor:
-            m = mask.to(self.hist_emb.weight.dtype)
-            after = m.flip(1).cumsum(1).flip(1) - m  # real entries strictly after each position
-            age = after.long().clamp(max=self.age_logits.numel() - 1)  # older than the table: its last weight
-            w = torch.exp(self.age_logits[age]) * m  # padding -> weight 0
-            return w / w.sum(dim=1, keepdim=True).clamp(min=1e-12)
-
-        @staticmethod
-        def _pool(emb: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-            """[B, P, L] weights x [B, L, D] embeddings -> [B, P, D] (one batched matmul for all poolings)."""
-            return torch.bmm(weights, emb)
-
-        def forward(self, users, hist, mask, profile):
-            weights = [self._mean_weights(mask)]
-            if self.recency:
-                weights.append(self._recency_weights(mask))
-            pooled = self._pool(self.hist_emb(hist), torch.stack(weights, dim=1)).flatten(1)  # [B, P * D]
-            parts = [] if self.user_emb is None else [self.user_emb(users)]
-            return nn.functional.normalize(self.mlp(torch.cat([*parts, pooled, profile], dim=1)), dim=1)
-
-    class ItemTower(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.item_emb = nn.Embedding(n_items, D, sparse=sparse)
-            self.genre_emb = nn.Embedding(max(n_genres, 1), D)
-            self.year_emb = nn.Embedding(config.n_year_buckets + 1, D // 4 or 1)
-            self.sem_proj = nn.Linear(sem_dim, D) if sem_dim else None
-            width = 2 * D + (D // 4 or 1) + 1 + (D if sem_dim else 0)
-            self.mlp = nn.Sequential(nn.Linear(width, H), nn.ReLU(), nn.Linear(H, D))
-            nn.init.normal_(self.item_emb.weight, std=0.05)
-            nn.init.normal_(self.genre_emb.weight, std=0.05)
-
-        def forward(self, items, genres, year_bucket, log_pop, sem):
-            # masked mean of the genre embeddings: multi-hot @ E / number of genres (0 genres -> zeros)
-            g = genres.to(self.genre_emb.weight.dtype)
-            genre_vec = (g @ self.genre_emb.weight) / g.sum(dim=1, keepdim=True).clamp(min=1.0)
-            parts = [self.item_emb(items), genre_vec, self.year_emb(year_bucket), log_pop.unsqueeze(1)]
-            if self.sem_proj is not None:
-                parts.append(self.sem_proj(sem))
-            return nn.functional.normalize(self.mlp(torch.cat(parts, dim=1)), dim=1)
-
-    class TwoTower(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.user_tower = UserTower()
-            self.item_tower = ItemTower()
-
-    return TwoTower()
+    return TwoTower(config, n_users, n_items, n_genres, sem_dim)
 
 
 def _optimizer(model, cfg: TwoTowerConfig):
@@ -357,7 +279,7 @@ class TwoTowerRecall(BaseRecall):
         if emb is not None and item_embedding_mask is not None:
             emb[~np.asarray(item_embedding_mask, dtype=bool)] = 0.0
         self.item_embeddings = emb
-        self.model: Any = None  # the TwoTower nn.Module of `_build_model` (its classes are local to it: torch is lazy)
+        self.model: TwoTower | None = None  # set by fit / load (`_build_model`)
         self.stats: dict = {}
         self.train: Interactions | None = None
         self.item_vectors_: np.ndarray | None = None
@@ -506,6 +428,8 @@ class TwoTowerRecall(BaseRecall):
     def _encode_items(self) -> np.ndarray:
         import torch
 
+        if self.model is None:  # set by fit / load before they encode the items
+            raise RuntimeError("TwoTowerRecall is not fitted")
         n_items = self.stats["n_items"]
         inputs = {k: torch.as_tensor(v) for k, v in self._item_inputs(n_items).items()}
         out = []

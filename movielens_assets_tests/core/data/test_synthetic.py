@@ -24,7 +24,8 @@ from movielens_assets.core.data.synthetic import (
     parse_synthetic_name,
     users_for_ratings,
 )
-from movielens_assets.core.data.synthetic_tmdb import GENERAL_TAGS, LEXICON, TMDB_FILE, iter_tmdb_payloads
+from movielens_assets.core.data.synthetic.tmdb import TMDB_FILE, iter_tmdb_payloads
+from movielens_assets.core.data.synthetic.tmdb_words import GENERAL_TAGS, LEXICON
 
 TINY = parse_synthetic_name("synthetic-tiny")
 SMALL = parse_synthetic_name("synthetic-small")
@@ -73,7 +74,8 @@ def long_span(tmp_path_factory: pytest.TempPathFactory) -> dict:
     spec = SyntheticSpec("synthetic-long", 60_000, 377, 6_000)
     out = tmp_path_factory.mktemp("long") / "synthetic-long"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(synthetic, "span_days", lambda n_ratings: FULL_SPAN_DAYS)
+        for module in (synthetic.spec, synthetic.write):  # the modules that call span_days
+            mp.setattr(module, "span_days", lambda n_ratings: FULL_SPAN_DAYS)
         stats = generate_movielens(spec, out, seed=7, tmdb_payloads=False)
     raw = np.loadtxt(out / "ratings.csv", delimiter=",", skiprows=1, dtype=np.float64)
     return {"stats": stats, "user": raw[:, 0].astype(np.int64), "rating": raw[:, 2], "ts": raw[:, 3].astype(np.int64)}
@@ -582,7 +584,7 @@ def test_atomic_output_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def boom(*args: object, **kwargs: object) -> int:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synthetic, "write_tmdb_payloads", boom)
+    monkeypatch.setattr(synthetic.write, "write_tmdb_payloads", boom)  # the name generate_movielens calls
     with pytest.raises(RuntimeError, match="disk full"):
         generate_movielens(TINY, out, seed=2)
     assert _tree_hashes(out) == before, "the previous dataset is untouched"

@@ -13,14 +13,9 @@ import numpy as np
 import pytest
 
 from movielens_assets.core.data.synthetic import generate_movielens, parse_synthetic_name
-from movielens_assets.core.data.synthetic_tmdb import (
-    LEXICON,
-    ML_TO_TMDB_GENRES,
-    TMDB_FILE,
-    TMDB_GENRES,
-    VOCABULARY,
-    iter_tmdb_payloads,
-)
+from movielens_assets.core.data.synthetic.tmdb import TMDB_FILE, iter_tmdb_payloads
+from movielens_assets.core.data.synthetic.tmdb_vocab import VOCABULARY
+from movielens_assets.core.data.synthetic.tmdb_words import LEXICON, ML_TO_TMDB_GENRES, TMDB_GENRES
 
 NULL = type(None)
 # top-level fields of GET /movie/{id}?append_to_response=credits,keywords,release_dates (tmdb-api.md §2.1-2.2)

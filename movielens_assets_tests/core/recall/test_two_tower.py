@@ -6,6 +6,7 @@ import torch
 
 from movielens_assets.core.recall.ann import AnnConfig
 from movielens_assets.core.recall.base import IdMap, Interactions, exclude_seen_, top_k
+from movielens_assets.core.recall.towers import TwoTower, UserTower
 from movielens_assets.core.recall.two_tower import (
     TwoTowerConfig,
     TwoTowerRecall,
@@ -184,7 +185,7 @@ def test_training_history_only_contains_earlier_items():
 def test_masked_mean_invariant_to_padding_length_and_batch_composition():
     torch.manual_seed(0)
     cfg = TwoTowerConfig(dim=8, hidden=16)
-    model = _build_model(cfg, n_users=5, n_items=20, n_genres=3, sem_dim=0).user_tower
+    model = UserTower(cfg, n_users=5, n_items=20)
     with torch.no_grad():
         model.hist_emb.weight[20] = 7.0  # a non-zero padding row: masking must remove it
     emb = model.hist_emb.weight.detach()
@@ -212,7 +213,7 @@ def test_masked_mean_invariant_to_padding_length_and_batch_composition():
 def test_recency_pooling_is_masked_and_invariant_to_padding_and_batch_composition():
     torch.manual_seed(0)
     cfg = TwoTowerConfig(dim=8, hidden=16, history_len=6, pooling="mean_recency", recency_init=0.5)
-    tower = _build_model(cfg, n_users=5, n_items=20, n_genres=3, sem_dim=0).user_tower
+    tower = UserTower(cfg, n_users=5, n_items=20)
     with torch.no_grad():
         tower.hist_emb.weight[20] = 7.0  # a non-zero padding row: masking must remove it
     emb = tower.hist_emb.weight.detach()
@@ -247,7 +248,7 @@ def test_recency_pooling_is_masked_and_invariant_to_padding_and_batch_compositio
 
 def test_user_tower_without_user_id_depends_on_history_only(tmp_path):
     cfg = TwoTowerConfig(dim=8, hidden=16, history_len=5, user_id_embedding=False)
-    tower = _build_model(cfg, n_users=5, n_items=20, n_genres=3, sem_dim=0).user_tower
+    tower = UserTower(cfg, n_users=5, n_items=20)
     assert tower.user_emb is None
     hist = torch.tensor([[1, 2, 3], [1, 2, 3]])
     out = tower(torch.tensor([0, 4]), hist, hist >= 0, torch.zeros(2, 2))
@@ -255,6 +256,7 @@ def test_user_tower_without_user_id_depends_on_history_only(tmp_path):
     train, _, _ = clustered(seed=5, n_a=20, n_b=10)
     model = TwoTowerRecall(TwoTowerConfig(dim=16, hidden=32, history_len=5, epochs=1, batch_size=64,
                                           user_id_embedding=False, num_threads=1), device="cpu").fit(train)
+    assert isinstance(model.model, TwoTower)
     model.save(tmp_path / "m")
     back = TwoTowerRecall.load(tmp_path / "m", train)
     np.testing.assert_allclose(back.user_vectors(np.arange(5)), model.user_vectors(np.arange(5)), atol=1e-6)
