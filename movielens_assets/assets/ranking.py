@@ -490,7 +490,7 @@ class RankedRecommendationsConfig(dg.Config):
     """Users whose candidates are featurised and scored together (~200 rows each; a worker's unit of work)."""
     workers: int | None = None
     """Processes scoring chunks in parallel, one torch thread each (None: one per CPU core; 1: in the asset's
-    process). 2 processes on 2 cores scored ~2x one (benchmarks/ranker.py, docs/BENCHMARKS.md)."""
+    process). docs/BENCHMARKS.md, "UnifiedRanker": scoring throughput by number of workers."""
     num_threads: int | None = 1
     """torch threads while scoring when `workers` is 1 (None: torch's default)."""
 

@@ -62,8 +62,8 @@ class TrainConfig:
     min_gain_z: float = 2.0
     """An epoch replaces the best one only when its validation GAUC (watch) gain, paired over the validation
     users (per-user AUC differences, impression-weighted), exceeds `min_gain_z` standard errors (0: any gain).
-    On a few hundred validation users a GAUC moves by ~0.002 between epochs from noise alone; without this
-    rule training kept such noise peaks (docs/EVALUATION.md)."""
+    On a few hundred validation users a GAUC moves between epochs from noise alone; without this rule training
+    kept such noise peaks (docs/EVALUATION.md, "Ranking", synthetic-small)."""
     num_workers: int = 1
     """DataLoader worker processes gathering batches (0: in the training process)."""
     num_threads: int | None = None

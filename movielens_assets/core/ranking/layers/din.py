@@ -86,9 +86,9 @@ class DINAttention(nn.Module):
         batched matrix product over the G histories instead of a (B, L, D) gather:
             h[g, i, l] = a_q[g, i] + k_l A  +  q_i (diag(k_l) W_p^T)     -> one bmm (G, n, D) @ (G, D, L H)
             pooled[g, i] = sum_l a[g, i, l] k_l                           -> one bmm (G, n, L) @ (G, L, D)
-        (k A once per history). ~3.5x faster than the gather on a CPU when a user's ~200 candidates share one
-        history (benchmarks/ranker.py). When padding would more than double the rows (very uneven groups), the
-        gather and `forward` instead."""
+        (k A once per history). Much faster than the gather on a CPU when a user's ~200 candidates share one
+        history (docs/BENCHMARKS.md, "UnifiedRanker", scoring). When padding would more than double the rows
+        (very uneven groups), the gather and `forward` instead."""
         n_groups = keys.shape[0]
         counts = torch.bincount(group, minlength=n_groups)  # (G,)
         width = int(counts.max()) if group.numel() else 0

@@ -76,7 +76,7 @@ class MMoE(nn.Module):
 
 
 def _softmax(z: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last dimension as exp(z - max) / sum: the same values as `torch.softmax`, ~4x faster
-    on a CPU for the gates' few experts per row (its kernel is slow on short rows; benchmarks/ranker.py)."""
+    """Softmax over the last dimension as exp(z - max) / sum: the same values as `torch.softmax`, faster on a
+    CPU for the gates' few experts per row (its kernel is slow on short rows; docs/BENCHMARKS.md, "UnifiedRanker")."""
     e = torch.exp(z - z.amax(dim=-1, keepdim=True))
     return e / e.sum(dim=-1, keepdim=True)
