@@ -4,7 +4,8 @@
 import dagster as dg
 
 from movielens_assets.assets._metadata import parquet_table_metadata
-from movielens_assets.core.data.ingest import DEFAULT_MEMORY_LIMIT, TABLES, CsvTable, ingest_csv
+from movielens_assets.core.data import quality
+from movielens_assets.core.data.ingest import DEFAULT_MEMORY_LIMIT, TABLES, CsvTable, ingest_csv, verified_rules
 from movielens_assets.resources import DataLake, MovieLensSource
 
 GROUP = "ingest"
@@ -29,6 +30,24 @@ def movielens_raw(
     )
 
 
+# The table rules a successful ingest guarantees (`core.data.ingest.verified_rules`), as blocking asset checks
+# reported from the asset body: the ingest validated them while writing, so no check scans the table again.
+# Checks needing another table (ratings -> movies) stay separate asset checks (checks/ingest.py).
+def _check_name(table: str, rule: str) -> str:
+    """The asset check's name of a verified rule (the names the checks have always had)."""
+    if rule == quality.RATING_RULE:
+        return "rating_domain"
+    if rule.startswith("unique"):
+        return "unique_user_movie" if table == "ratings" else "unique_movie_id"
+    return "no_null_ids"
+
+
+def _write_checks(spec: CsvTable) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(_check_name(spec.name, v.rule), asset=spec.name, blocking=True,
+                              description=f"{v.rule} (verified while the table is written: no second scan)")
+            for v in verified_rules(spec)]
+
+
 def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.name,
@@ -36,6 +55,7 @@ def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
         deps=[movielens_raw],
         kinds={"duckdb", "parquet"},
         description=f"{spec.filename} parsed, typed, sorted by ({spec.order_by}) and validated, as Parquet.",
+        check_specs=_write_checks(spec),
     )
     def _asset(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource) -> dg.MaterializeResult:
         with lake.duckdb(default_memory_limit=DEFAULT_MEMORY_LIMIT) as con:
@@ -49,7 +69,10 @@ def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
             context.log.warning(result.note)
             metadata["note"] = result.note
         metadata["seconds"] = round(result.seconds, 3)
-        return dg.MaterializeResult(metadata=metadata)
+        checks = [dg.AssetCheckResult(check_name=_check_name(spec.name, v.rule), passed=v.ok, metadata={
+            "rule": v.rule, "violations": v.count, "summary": quality.describe(v),
+            "verified": "while writing the table (the ingest fails on any violation)"}) for v in result.verified]
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _asset
 

@@ -103,3 +103,28 @@ def test_synthetic_tiny_ingest_in_process(tmp_path, instance):
     assert mats["tags"]["dagster/row_count"].value > 0
     assert mats["movielens_raw"]["kind"].value == "synthetic"
     assert all(_checks(result).values())
+
+
+def test_single_table_rules_are_reported_by_the_ingest_without_a_second_scan(tmp_path, instance):
+    """unique keys / no NULL ids / the rating domain: check results from the asset body (the ingest verified
+    them while writing); only the cross-table rule is a separate asset check."""
+    from movielens_assets.definitions import build_definitions
+
+    src = write_movielens_dir(tmp_path / "csv")
+    settings = make_settings(tmp_path, str(src))
+    result = materialize_all(settings, instance, "group:ingest")
+    evaluations = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
+    for key in (("ratings", "unique_user_movie"), ("ratings", "rating_domain"), ("ratings", "no_null_ids"),
+                ("movies", "unique_movie_id"), ("movies", "no_null_ids"), ("links", "unique_movie_id"),
+                ("tags", "no_null_ids"), ("ratings", "rated_movies_exist")):
+        assert evaluations[key].passed, key
+    ratings_dup = evaluations[("ratings", "unique_user_movie")].metadata
+    assert ratings_dup["rule"].value == "unique (user_id, movie_id)" and ratings_dup["violations"].value == 0
+    assert "while writing" in ratings_dup["verified"].value
+    assert evaluations[("ratings", "rating_domain")].metadata["rule"].value.startswith("rating in")
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    ratings_checks = {k.name for k in graph.get_check_keys_for_assets({dg.AssetKey("ratings")})}
+    assert ratings_checks == {"unique_user_movie", "rating_domain", "no_null_ids", "rated_movies_exist"}
+    in_body = {spec.name for spec in defs.resolve_assets_def(dg.AssetKey("ratings")).check_specs}
+    assert in_body >= {"unique_user_movie", "rating_domain", "no_null_ids"} and "rated_movies_exist" not in in_body

@@ -140,6 +140,20 @@ class IngestResult:
     seconds: float
     note: str | None = None
     """Set when the output is an empty placeholder (optional file absent)."""
+    verified: tuple[quality.Violation, ...] = ()
+    """The table rules that hold on the written rows, checked while writing (the ingest raises on any
+    violation): `verified_rules(spec)`, each with 0 violations — reported as asset check results without
+    a second scan of the table."""
+
+
+def verified_rules(spec: CsvTable) -> tuple[quality.Violation, ...]:
+    """What a successful `ingest_csv` of `spec` guarantees: its key unique, its required columns non-NULL and
+    (ratings) every rating on the half-star domain."""
+    rules = [quality.unique_rule(spec.unique)] if spec.unique else []
+    rules.append(quality.not_null_rule(spec.not_null))
+    if spec.name == "ratings":
+        rules.append(quality.RATING_RULE)
+    return tuple(quality.Violation(rule, 0) for rule in rules)
 
 
 def _read_csv_sql(spec: CsvTable, csv_path: Path, *, rejects: str | None) -> str:
@@ -290,7 +304,7 @@ def ingest_csv(
         note = f"{spec.filename} is absent from {csv_dir}: wrote an empty {spec.name} table"
         with atomic_path(out_path) as tmp:
             _copy(con, spec.empty_select(), tmp, {**kv, "movielens.note": note})
-        return IngestResult(spec.name, out_path, 0, None, time.perf_counter() - start, note)
+        return IngestResult(spec.name, out_path, 0, None, time.perf_counter() - start, note, verified_rules(spec))
 
     check_header(spec, csv_path)
     rejects = f"rej_{spec.name}"
@@ -313,7 +327,8 @@ def ingest_csv(
             _validate(con, spec, csv_path, tmp, rows, rows_checked=rows_checked)
     finally:
         _drop_rejects(con, rejects)
-    return IngestResult(spec.name, out_path, int(rows), csv_path, time.perf_counter() - start)
+    return IngestResult(spec.name, out_path, int(rows), csv_path, time.perf_counter() - start,
+                        verified=verified_rules(spec))
 
 
 _ROW_RULE_ERROR = "movielens-ingest: a row breaks a NOT NULL or rating-domain rule"

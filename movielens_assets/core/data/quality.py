@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import duckdb
 
 RATING_DOMAIN_TEXT = "{0.5, 1.0, 1.5, ..., 5.0} (half stars)"
+RATING_RULE = f"rating in {RATING_DOMAIN_TEXT}"
 BAD_RATING_SQL = "rating IS NOT NULL AND (rating < 0.5 OR rating > 5.0 OR rating * 2 <> round(rating * 2))"
 
 
@@ -28,6 +29,14 @@ class Violation:
     @property
     def ok(self) -> bool:
         return self.count == 0
+
+
+def unique_rule(keys: list[str] | tuple[str, ...]) -> str:
+    return f"unique ({', '.join(keys)})"
+
+
+def not_null_rule(columns: list[str] | tuple[str, ...]) -> str:
+    return f"no NULL in ({', '.join(columns)})"
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
@@ -57,7 +66,7 @@ def duplicate_keys(
         if n
         else []
     )
-    return Violation(f"unique ({cols})", int(n), ex)
+    return Violation(unique_rule(keys), int(n), ex)
 
 
 def _prefetched_int_columns(path: str | os.PathLike[str], columns: list[str], batch_rows: int):
@@ -152,7 +161,7 @@ def duplicate_pairs(
     if carry_g is not None and carry_o is not None:  # both set together
         dup_keys += count(carry_g, carry_o)
     if dup_keys == 0:
-        return Violation(f"unique ({group}, {other})", 0, [])
+        return Violation(unique_rule([group, other]), 0, [])
     # Error path: exact count of duplicated keys and examples from a hash aggregate.
     return duplicate_keys(con, path, [group, other], examples)
 
@@ -165,7 +174,7 @@ def null_values(
     any_null = " OR ".join(f"{c} IS NULL" for c in columns)
     row = _rows(con, f"SELECT count(*) FILTER (WHERE {any_null}) AS n, {parts} FROM {_src(path)}")[0]
     n = row.pop("n")
-    return Violation(f"no NULL in ({', '.join(columns)})", int(n), [row] if n else [])
+    return Violation(not_null_rule(columns), int(n), [row] if n else [])
 
 
 def rating_domain(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], examples: int = 5) -> Violation:
@@ -176,7 +185,7 @@ def rating_domain(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], 
         if n
         else []
     )
-    return Violation(f"rating in {RATING_DOMAIN_TEXT}", int(n), ex)
+    return Violation(RATING_RULE, int(n), ex)
 
 
 def orphan_references(
