@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny datasets in tmp dirs, a Definitions object bound to them, a fresh instance."""
+"""Shared fixtures (plain helpers live in helpers.py): a fresh Dagster instance, and the tiny
+sentence-transformers model, built once per session for every test directory that asks for it."""
 
 from __future__ import annotations
 
@@ -7,42 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from movielens_assets.definitions import build_definitions
-from movielens_assets.settings import Settings, load_settings
-
-RATINGS_CSV = (
-    "userId,movieId,rating,timestamp\n"
-    "1,1,4.0,978300760\n1,2,3.5,978302109\n1,3,5.0,978301968\n"
-    "2,1,2.0,978298413\n2,3,4.5,978299000\n"
-    "3,2,1.0,978220179\n3,4,0.5,978199279\n3,1,3.0,978199000\n"
-)
-MOVIES_CSV = (
-    "movieId,title,genres\n"
-    "1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy\n"
-    '2,"Grumpier Old Men, The (1995)",Comedy|Romance\n'
-    "3,Heat (1995),Action|Crime|Thriller\n"
-    "4,Unknown Film,(no genres listed)\n"
-)
-TAGS_CSV = "userId,movieId,tag,timestamp\n1,1,pixar,978300761\n2,3,\"heist, classic\",978299001\n"
-LINKS_CSV = "movieId,imdbId,tmdbId\n1,0114709,862\n2,0113228,15602\n3,0113277,949\n4,1234567,\n"
-
-
-def write_movielens_dir(root: Path, *, tags: bool = True, links: bool = True, **overrides: str) -> Path:
-    """A directory dataset in MovieLens CSV format; `overrides` replace a file's text by name."""
-    root.mkdir(parents=True, exist_ok=True)
-    files = {"ratings": RATINGS_CSV, "movies": MOVIES_CSV}
-    if tags:
-        files["tags"] = TAGS_CSV
-    if links:
-        files["links"] = LINKS_CSV
-    files.update(overrides)
-    for name, text in files.items():
-        (root / f"{name}.csv").write_text(text, encoding="utf-8")
-    return root
-
-
-def make_settings(tmp_path: Path, dataset: str, **env: str) -> Settings:
-    return load_settings({"MOVIELENS_DATA_DIR": str(tmp_path / "lake"), "MOVIELENS_DATASET": dataset, **env})
+from movielens_assets_tests.core.text.tiny_model import build_tiny_model
 
 
 @pytest.fixture
@@ -51,11 +17,7 @@ def instance():
         yield inst
 
 
-def materialize_all(
-    settings: Settings, instance: dg.DagsterInstance, selection: str = "*"
-) -> dg.ExecuteInProcessResult:
-    """Run the implicit asset job (assets + checks) for `selection`, in process, without raising."""
-    defs = build_definitions(settings)
-    job = defs.resolve_implicit_global_asset_job_def()
-    keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
-    return job.get_subset(asset_selection=set(keys)).execute_in_process(instance=instance, raise_on_error=False)
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 32-d tiny model, built once per test session."""
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-32")

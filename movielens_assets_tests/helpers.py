@@ -1,14 +1,52 @@
-"""Helpers shared by test modules (imported explicitly; fixtures stay in conftest.py)."""
+"""Helpers shared by test modules (imported explicitly; fixtures stay in conftest.py, which test modules
+request by argument, never import)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import dagster as dg
 
 from movielens_assets.definitions import build_definitions
-from movielens_assets.settings import Settings
+from movielens_assets.settings import Settings, load_settings
+
+RATINGS_CSV = (
+    "userId,movieId,rating,timestamp\n"
+    "1,1,4.0,978300760\n1,2,3.5,978302109\n1,3,5.0,978301968\n"
+    "2,1,2.0,978298413\n2,3,4.5,978299000\n"
+    "3,2,1.0,978220179\n3,4,0.5,978199279\n3,1,3.0,978199000\n"
+)
+MOVIES_CSV = (
+    "movieId,title,genres\n"
+    "1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy\n"
+    '2,"Grumpier Old Men, The (1995)",Comedy|Romance\n'
+    "3,Heat (1995),Action|Crime|Thriller\n"
+    "4,Unknown Film,(no genres listed)\n"
+)
+TAGS_CSV = "userId,movieId,tag,timestamp\n1,1,pixar,978300761\n2,3,\"heist, classic\",978299001\n"
+LINKS_CSV = "movieId,imdbId,tmdbId\n1,0114709,862\n2,0113228,15602\n3,0113277,949\n4,1234567,\n"
 
 #: A fast two-tower for the tests (the asset's defaults are sized for synthetic-small).
 FAST_TWO_TOWER = {"epochs": 1, "dim": 16, "hidden": 32, "history_len": 10, "batch_size": 512}
+
+
+def write_movielens_dir(root: Path, *, tags: bool = True, links: bool = True, **overrides: str) -> Path:
+    """A directory dataset in MovieLens CSV format; `overrides` replace a file's text by name."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = {"ratings": RATINGS_CSV, "movies": MOVIES_CSV}
+    if tags:
+        files["tags"] = TAGS_CSV
+    if links:
+        files["links"] = LINKS_CSV
+    files.update(overrides)
+    for name, text in files.items():
+        (root / f"{name}.csv").write_text(text, encoding="utf-8")
+    return root
+
+
+def make_settings(tmp_path: Path, dataset: str, **env: str) -> Settings:
+    """Settings for `dataset` with the lake under `tmp_path / "lake"` and `env` overriding variables."""
+    return load_settings({"MOVIELENS_DATA_DIR": str(tmp_path / "lake"), "MOVIELENS_DATASET": dataset, **env})
 
 
 def materialize(settings: Settings, instance: dg.DagsterInstance, selection: str, run_config: dict | None = None,
@@ -20,6 +58,12 @@ def materialize(settings: Settings, instance: dg.DagsterInstance, selection: str
     keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
     return job.get_subset(asset_selection=set(keys)).execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config or {}, partition_key=partition_key)
+
+
+def materialize_all(settings: Settings, instance: dg.DagsterInstance, selection: str = "*"
+                    ) -> dg.ExecuteInProcessResult:
+    """Run the implicit asset job (assets + checks) for `selection`, in process, without raising."""
+    return materialize(settings, instance, selection)
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:

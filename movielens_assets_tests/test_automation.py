@@ -25,7 +25,7 @@ from movielens_assets_tests.assets.test_tmdb_assets import (
     tmdb_env,
     write_dataset,
 )
-from movielens_assets_tests.conftest import make_settings
+from movielens_assets_tests.helpers import make_settings
 from movielens_assets_tests.servers.tmdb_fake import FakeTMDb, make_movie
 
 

@@ -13,8 +13,8 @@ import pytest
 from movielens_assets.core.text.embedders import DEFAULT_MODEL
 from movielens_assets.definitions import build_definitions
 from movielens_assets.settings import Settings, load_settings
-from movielens_assets_tests.conftest import make_settings, materialize_all, write_movielens_dir
-from movielens_assets_tests.core.text.tiny_model import build_tiny_model, tiny_model_dir  # noqa: F401
+from movielens_assets_tests.core.text.tiny_model import build_tiny_model
+from movielens_assets_tests.helpers import make_settings, materialize_all, write_movielens_dir
 from movielens_assets_tests.servers.openai_fake import FakeEmbeddingsAPI
 
 KEY = "sk-feature-test-SECRET-0123456789abcdef"
@@ -63,8 +63,7 @@ def offline(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
-def test_synthetic_tiny_with_tmdb_and_a_local_model_then_incremental_reruns(tmp_path, instance,
-                                                                              tiny_model_dir):  # noqa: F811
+def test_synthetic_tiny_with_tmdb_and_a_local_model_then_incremental_reruns(tmp_path, instance, tiny_model_dir):
     settings = make_settings(tmp_path, "synthetic-tiny", EMBEDDING_MODEL=str(tiny_model_dir),
                              EMBEDDING_CHUNK_SIZE="300", MOVIELENS_DEVICE="cpu")
     run_without_checks(settings, instance, "key:movielens_raw or key:movies or key:tags or key:links or group:tmdb")

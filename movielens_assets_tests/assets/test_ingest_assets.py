@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from movielens_assets_tests.conftest import make_settings, materialize_all, write_movielens_dir
+from movielens_assets_tests.helpers import make_settings, materialize_all, write_movielens_dir
 
 INGEST = ["movielens_raw", "ratings", "movies", "tags", "links", "eda_report"]
 

@@ -16,9 +16,7 @@ import numpy as np
 import pytest
 
 from movielens_assets.assets.ranking import SAMPLE_CHECKS
-from movielens_assets_tests.conftest import make_settings
-from movielens_assets_tests.core.text.tiny_model import tiny_model_dir  # noqa: F401
-from movielens_assets_tests.helpers import FAST_TWO_TOWER, failure_messages, materialize
+from movielens_assets_tests.helpers import FAST_TWO_TOWER, failure_messages, make_settings, materialize
 
 KEYS = ("00", "01", "02")
 UPSTREAM = ("group:ingest or group:tmdb or group:features or group:recall or key:user_sequences "
@@ -30,7 +28,7 @@ def _digest(path: Path) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory, tiny_model_dir):  # noqa: F811
+def lake(tmp_path_factory, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("ranking")
     settings = make_settings(tmp, "synthetic-tiny", EMBEDDING_MODEL=str(tiny_model_dir), MOVIELENS_DEVICE="cpu",
                              MOVIELENS_RANKING_SHARDS="3")

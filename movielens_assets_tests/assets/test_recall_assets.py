@@ -9,9 +9,7 @@ import duckdb
 import pytest
 
 from movielens_assets.core.evaluation.metrics import KS
-from movielens_assets_tests.conftest import make_settings
-from movielens_assets_tests.core.text.tiny_model import tiny_model_dir  # noqa: F401
-from movielens_assets_tests.helpers import FAST_TWO_TOWER, materialize
+from movielens_assets_tests.helpers import FAST_TWO_TOWER, make_settings, materialize
 
 RECALL = {"splits", "popularity_recall", "itemcf_recall", "two_tower_recall", "semantic_recall",
           "recall_candidates", "recall_metrics"}
@@ -19,7 +17,7 @@ NEW_CHANNELS = ("two_tower", "semantic")
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory, tiny_model_dir):  # noqa: F811
+def lake(tmp_path_factory, tiny_model_dir):
     import dagster as dg
 
     tmp = tmp_path_factory.mktemp("recall")

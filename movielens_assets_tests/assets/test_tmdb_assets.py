@@ -15,7 +15,7 @@ from movielens_assets.core.tmdb.landing import LandingZone
 from movielens_assets.core.tmdb.star import STAR_TABLES
 from movielens_assets.definitions import build_definitions
 from movielens_assets.settings import Settings, load_settings
-from movielens_assets_tests.conftest import make_settings, materialize_all, write_movielens_dir
+from movielens_assets_tests.helpers import make_settings, materialize_all, write_movielens_dir
 from movielens_assets_tests.servers.tmdb_fake import FakeTMDb, make_movie, make_movies
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.dGVzdC1yZWFkLXRva2Vu.c2VjcmV0LXNpZ25hdHVyZQ"
@@ -97,7 +97,7 @@ WITH_TMDB = f"{LINKS} or group:tmdb"
 
 def run(settings: Settings, instance: dg.DagsterInstance, selection: str, *, checks: bool = True
         ) -> dg.ExecuteInProcessResult:
-    """Like conftest.materialize_all; `checks=False` leaves the asset checks out (faster)."""
+    """Like helpers.materialize_all; `checks=False` leaves the asset checks out (faster)."""
     if checks:
         return materialize_all(settings, instance, selection)
     defs = build_definitions(settings)

@@ -24,7 +24,6 @@ from movielens_assets.core.text.embedders import (
     plan_batches,
     resolve_model,
 )
-from movielens_assets_tests.core.text.tiny_model import tiny_model_dir  # noqa: F401 - fixture
 from movielens_assets_tests.servers.openai_fake import FakeEmbeddingsAPI, fake_vector
 
 KEY = "sk-test-5ecret-api-key-0123456789"
@@ -35,7 +34,7 @@ TEXTS = [f"movie {i}: " + "word " * (i % 7) for i in range(40)]
 # -- configuration ---------------------------------------------------------------------------------
 
 
-def test_model_resolution_and_unknown_models(tmp_path, tiny_model_dir):  # noqa: F811
+def test_model_resolution_and_unknown_models(tmp_path, tiny_model_dir):
     for alias in ("", "minilm", "all-MiniLM-L6-v2", DEFAULT_MODEL):
         r = resolve_model(alias)
         assert (r.name, r.source) == (DEFAULT_MODEL, "packaged")
@@ -71,7 +70,7 @@ def test_a_hub_model_that_cannot_be_loaded_fails_with_a_hint(monkeypatch):
 # -- sentence-transformers -------------------------------------------------------------------------
 
 
-def test_tiny_local_model_through_the_real_loading_code(tiny_model_dir):  # noqa: F811
+def test_tiny_local_model_through_the_real_loading_code(tiny_model_dir):
     logs: list[str] = []
     embedder = SentenceTransformerEmbedder(str(tiny_model_dir), device="cpu", batch_size=8, max_seq_length=64,
                                            log=logs.append)

@@ -13,7 +13,7 @@ import pytest
 from movielens_assets.core.data import duck, ingest
 from movielens_assets.core.text.item_text import TEMPLATE_VERSION, build_item_texts
 from movielens_assets.core.tmdb.star import STAR_TABLES
-from movielens_assets_tests.conftest import write_movielens_dir
+from movielens_assets_tests.helpers import write_movielens_dir
 
 TAGS = (
     "userId,movieId,tag,timestamp\n"

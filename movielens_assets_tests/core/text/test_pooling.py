@@ -7,7 +7,6 @@ import pytest
 
 from movielens_assets.core.text.embedders import SentenceTransformerEmbedder
 from movielens_assets.core.text.pooling import masked_mean, masked_mean_ids
-from movielens_assets_tests.core.text.tiny_model import tiny_model_dir  # noqa: F401 - fixture
 
 torch = pytest.importorskip("torch")
 
@@ -61,7 +60,7 @@ def test_masked_mean_of_padded_id_lists():
     assert torch.allclose(a[0], emb.weight[[3, 5]].mean(0))
 
 
-def test_sentence_transformer_vectors_do_not_depend_on_the_batch(tiny_model_dir):  # noqa: F811
+def test_sentence_transformer_vectors_do_not_depend_on_the_batch(tiny_model_dir):
     embedder = SentenceTransformerEmbedder(str(tiny_model_dir), device="cpu", batch_size=4)
     text = "heat 1995 action crime thriller"
     alone = embedder.embed([text])[0]

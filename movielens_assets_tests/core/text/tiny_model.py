@@ -1,12 +1,11 @@
 """A tiny sentence-transformers model built locally (random weights, seconds to build) that tests load
-through the real loading code (`SentenceTransformerEmbedder` -> `SentenceTransformer(path)`)."""
+through the real loading code (`SentenceTransformerEmbedder` -> `SentenceTransformer(path)`). The
+session-scoped `tiny_model_dir` fixture built with it is in the root conftest.py."""
 
 from __future__ import annotations
 
 import string
 from pathlib import Path
-
-import pytest
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -39,9 +38,3 @@ def build_tiny_model(path: Path, *, dim: int = 32, seed: int = 0, layers: int = 
     model = SentenceTransformer(modules=[word, Pooling(dim, "mean"), Normalize()], device="cpu")
     model.save(str(path))
     return path
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A 32-d tiny model, built once per test session (import this fixture into a test module)."""
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-32")
