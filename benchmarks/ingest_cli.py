@@ -84,7 +84,7 @@ def main() -> None:
     med = {k: {m: statistics.median(x[m] for x in v) for m in ("wall_s", "peak_mb")} for k, v in results.items()}
     for key, unit in (("wall_s", "s"), ("peak_mb", "MB")):
         b, a = med["before"][key], med["after"][key]
-        print(f"| {key[:-3]} ({unit}) | {b:,.1f} | {a:,.1f} | {a / b:.2f} |")
+        print(f"| {key.rsplit('_', 1)[0]} ({unit}) | {b:,.1f} | {a:,.1f} | {a / b:.2f} |")
     names = sorted({n for v in results.values() for x in v for n in x["steps"]})
     for n in names:
         b = statistics.median(x["steps"].get(n, 0.0) for x in results["before"])
