@@ -55,6 +55,7 @@ class AsOfIndex:
     FORMAT = 2  # on-disk layout (1: global float64 prefix sums, no longer read)
 
     def __init__(self, keys: np.ndarray, times: np.ndarray, values: dict[str, np.ndarray] | None = None):
+        self._mapped_from: str | None = None  # the directory of a memory-mapped index (`load`), for pickling
         keys = np.asarray(keys, dtype=np.int64)
         times = np.asarray(times, dtype=np.int64)
         if keys.shape != times.shape or keys.ndim != 1:
@@ -185,4 +186,19 @@ class AsOfIndex:
             setattr(self, name, np.load(directory / f"{name}.npy", mmap_mode=mode))
         self.local = {name: np.load(directory / f"local_{name}.npy", mmap_mode=mode) for name in meta["values"]}
         self.total = {name: np.load(directory / f"total_{name}.npy") for name in meta["values"]}
+        self._mapped_from = str(directory) if mmap else None
         return self
+
+    def __reduce__(self):
+        """A memory-mapped index pickles as its directory (a worker process maps the same files instead of
+        receiving a copy); an in-memory one as its state."""
+        source = getattr(self, "_mapped_from", None)
+        if source is not None:
+            return (AsOfIndex.load, (source,))
+        return (_from_state, (self.__dict__,))
+
+
+def _from_state(state: dict) -> AsOfIndex:
+    index = AsOfIndex.__new__(AsOfIndex)
+    index.__dict__.update(state)
+    return index

@@ -4,7 +4,7 @@ For every user of a recall stage (last_n's test users: their merged top-200 list
 sample-like row — cut-off = the user's test start, `seq_pos` = the user's source rows before it, the same
 point-in-time features as the training samples, the recall features from the stage's merged list — built a
 chunk of users at a time. `rerank` scores them (checkpoint) and orders each user's list by the ranker, chunks
-in parallel worker processes (one torch thread each).
+in parallel worker processes from a fork server (one torch thread each).
 """
 
 from __future__ import annotations
@@ -61,8 +61,12 @@ def rerank(checkpoints: Mapping[str, RankerCheckpoint], store: SequenceStore, en
     (1 = the ranker's best; ties by the merged rank), merged_rank, channels, p_<task>}, sorted by user, rank.
 
     `workers` processes score chunks in parallel (None: one per CPU core; 1: in this process), each with ONE
-    torch thread (the model's small matrices gain little from intra-op threads, the features none at all;
-    forked workers share the loaded inputs copy-on-write). `num_threads`: torch threads when `workers` is 1."""
+    torch thread (the model's small matrices gain little from intra-op threads, the features none at all).
+    Workers come from a fork SERVER (a clean single-threaded process that imported torch once), never from a
+    fork of this process (a fork of a process whose thread pools — OpenMP, numba, Arrow — are running can
+    deadlock; a test suite did): each receives the checkpoints and the memory-mapped store and item index once
+    (they pickle as their directories: the workers map the same files) and, per chunk, only that chunk's
+    candidate rows. `num_threads`: torch threads when `workers` is 1."""
     import multiprocessing as mp
 
     import pyarrow as pa
@@ -74,15 +78,18 @@ def rerank(checkpoints: Mapping[str, RankerCheckpoint], store: SequenceStore, en
         raise ValueError(f"user {users[starts == NO_TIME][0]} has no test start")
     bounds = [(s, min(s + users_per_chunk, users.size)) for s in range(0, users.size, users_per_chunk)]
     workers = min(workers or os.cpu_count() or 1, len(bounds))
-    job = _RerankJob(dict(checkpoints), store, engine, merged, users, starts)
+    job = _RerankJob(dict(checkpoints), store, engine)
     parts: dict[str, list[pa.Table]] = {name: [] for name in checkpoints}
+    tasks = ((users[lo:hi], starts[lo:hi], _rows_of(merged, users[lo:hi])) for lo, hi in bounds)
+    pool = None
     results: Iterator[dict[str, pa.Table]]
     if workers <= 1:
-        results = (job.run(b, num_threads) for b in bounds)
-        pool = None
-    else:  # fork: the children inherit `job` (nothing is pickled but the chunk bounds and the results)
-        pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(job,))
-        results = pool.imap(_run_in_worker, bounds)
+        results = (job.run(*task, num_threads) for task in tasks)
+    else:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["torch", "movielens_assets.core.ranking.rerank"])  # imported once, not per worker
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(job,))
+        results = pool.imap(_run_in_worker, tasks)
     try:
         for (_, stop), scored in zip(bounds, results, strict=True):
             for name, table in scored.items():
@@ -95,27 +102,32 @@ def rerank(checkpoints: Mapping[str, RankerCheckpoint], store: SequenceStore, en
     return {name: pa.concat_tables(tables) for name, tables in parts.items() if tables}
 
 
+def _rows_of(merged: pa.Table, users: np.ndarray) -> pa.Table:
+    """The rows of `merged` whose user_id is in `users`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return merged.filter(pc.is_in(merged["user_id"], pa.array(np.asarray(users).astype(np.int32))))
+
+
 class _RerankJob:
-    """The inputs of one `rerank` call and the work on one chunk of its users."""
+    """The inputs of one `rerank` call shared by every chunk, and the work on one chunk of its users."""
 
-    def __init__(self, checkpoints: dict, store: SequenceStore, engine: RankingFeatureEngine, merged: pa.Table,
-                 users: np.ndarray, starts: np.ndarray):
-        self.checkpoints, self.store, self.engine, self.merged = checkpoints, store, engine, merged
-        self.users, self.starts = users, starts
-        self.builders = {name: ck.builder(store) for name, ck in checkpoints.items()}
+    def __init__(self, checkpoints: dict, store: SequenceStore, engine: RankingFeatureEngine):
+        self.checkpoints, self.store, self.engine = checkpoints, store, engine
 
-    def run(self, bounds: tuple[int, int], num_threads: int | None) -> dict[str, pa.Table]:
+    def run(self, users: np.ndarray, starts: np.ndarray, merged: pa.Table, num_threads: int | None
+            ) -> dict[str, pa.Table]:
         import pyarrow as pa
 
         from movielens_assets.core.ranking.trainer import score_table, torch_threads
 
-        lo, hi = bounds
-        rows = candidate_rows(self.store, self.engine, self.merged, self.users[lo:hi], self.starts[lo:hi])
+        rows = candidate_rows(self.store, self.engine, merged, users, starts)
         u = rows.column("user_id").to_numpy()
         out = {}
         for name, checkpoint in self.checkpoints.items():
             with torch_threads(num_threads):
-                scores = score_table(checkpoint, self.builders[name], rows)
+                scores = score_table(checkpoint, checkpoint.builder(self.store), rows)
             order = np.lexsort((rows.column("merged_rank").to_numpy(), -scores["watch"], u))
             ranked_users = u[order]
             rank = np.arange(order.size) - np.searchsorted(ranked_users, ranked_users, side="left") + 1
@@ -135,10 +147,11 @@ def _init_worker(job: _RerankJob) -> None:
     import torch
 
     global _JOB
-    torch.set_num_threads(1)  # before any parallel region: a forked OpenMP pool must not be used
+    torch.set_num_threads(1)
     _JOB = job
 
 
-def _run_in_worker(bounds: tuple[int, int]) -> dict[str, pa.Table]:
-    assert _JOB is not None, "worker not initialised"
-    return _JOB.run(bounds, None)
+def _run_in_worker(task: tuple[np.ndarray, np.ndarray, pa.Table]) -> dict[str, pa.Table]:
+    if _JOB is None:
+        raise RuntimeError("rerank worker not initialised")
+    return _JOB.run(*task, None)

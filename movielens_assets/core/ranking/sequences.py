@@ -91,8 +91,19 @@ class SequenceStore:
         if not (directory / "meta.json").is_file():
             raise FileNotFoundError(f"{directory}: no sequence store here (materialize `user_sequences` first)")
         mode: Literal["r"] | None = "r" if mmap else None
-        return cls(**{name: np.load(directory / f"{name}.npy", mmap_mode=mode) for name in (*_USER_ARRAYS,
-                                                                                          *_ROW_ARRAYS)})
+        store = cls(**{name: np.load(directory / f"{name}.npy", mmap_mode=mode) for name in (*_USER_ARRAYS,
+                                                                                           *_ROW_ARRAYS)})
+        if mmap:
+            object.__setattr__(store, "_mapped_from", str(directory))
+        return store
+
+    def __reduce__(self):
+        """A memory-mapped store pickles as its directory (a worker process maps the same files instead of
+        receiving a copy of every array); an in-memory one as its arrays."""
+        source = getattr(self, "_mapped_from", None)
+        if source is not None:
+            return (SequenceStore.load, (source,))
+        return (SequenceStore, tuple(getattr(self, f) for f in self.__dataclass_fields__))
 
 
 def _check_order(indptr: np.ndarray, ts: np.ndarray, movie_id: np.ndarray) -> None:

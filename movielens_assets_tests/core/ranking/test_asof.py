@@ -60,6 +60,16 @@ def test_save_and_memory_mapped_load_answer_the_same(tmp_path):
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1]["r"], b[1]["r"])
     assert isinstance(loaded.composite, np.memmap)
+    # pickled (to a worker process): the mapped index as its directory, the in-memory one as its state
+    import pickle
+
+    for original, small in ((loaded, True), (index, False)):
+        blob = pickle.dumps(original)
+        again = pickle.loads(blob)
+        assert (len(blob) < 1000) is small
+        c = again.sums_before(qk, qt)
+        np.testing.assert_array_equal(c[0], a[0])
+        np.testing.assert_array_equal(c[1]["r"], a[1]["r"])
 
 
 def test_sums_restart_at_each_key_and_a_query_after_the_last_event_reads_the_total():

@@ -64,6 +64,19 @@ def test_missing_keys_names_what_is_missing():
     assert "channels.<at least one>" in missing_keys({**full, "channels": {}})
 
 
+class Fake:
+    """A checkpoint stand-in scoring by movie id: the ranker's order is checkable by hand (module level: the
+    re-rank's worker processes receive it pickled)."""
+
+    tasks = ("watch",)
+
+    def builder(self, store):
+        return lambda table, group_histories=False: {"movie": table.column("movie_id").to_numpy()}
+
+    def score_batches(self, batches):
+        return {"watch": np.concatenate([b["movie"] / 100.0 for b in batches])}
+
+
 def test_rerank_orders_each_users_candidates_by_the_ranker(tmp_path):
     """Re-ranking scores every merged candidate once, ranks 1..n per user by p(watch), and the rows equal
     what the feature engine gives for those (user, movie, test start) rows."""
@@ -83,20 +96,11 @@ def test_rerank_orders_each_users_candidates_by_the_ranker(tmp_path):
     np.testing.assert_array_equal(rows.column("u_log_count").to_numpy(), direct["u_log_count"])
     assert not np.isnan(rows.column("ch_merged_rank").to_numpy()).any()
 
-    class Fake:  # a checkpoint stand-in scoring by movie id: the ranker's order is checkable by hand
-        tasks = ("watch",)
-
-        def builder(self, store):
-            return lambda table, group_histories=False: {"movie": table.column("movie_id").to_numpy()}
-
-        def score_batches(self, batches):
-            return {"watch": np.concatenate([b["movie"] / 100.0 for b in batches])}
-
     out = rerank({"fake": Fake()}, t.store, t.engine, merged, users)["fake"]
     for u in users:
         mine = out.filter(pa.compute.equal(out["user_id"], int(u)))
         assert mine["rank"].to_pylist() == list(range(1, 16))
         assert mine["movie_id"].to_pylist() == sorted(mine["movie_id"].to_pylist(), reverse=True)
-    # chunks scored by two forked worker processes give the same table, in the same order
+    # chunks scored by two worker processes (from a fork server) give the same table, in the same order
     parallel = rerank({"fake": Fake()}, t.store, t.engine, merged, users, users_per_chunk=2, workers=2)["fake"]
     assert parallel.equals(out)

@@ -56,6 +56,15 @@ def test_save_load_round_trip_and_missing_store(tiny, tmp_path):
         assert np.array_equal(getattr(loaded, name), getattr(tiny.store, name)), name
     with pytest.raises(FileNotFoundError, match="materialize `user_sequences`"):
         SequenceStore.load(tmp_path / "nothing")
+    # pickled (to a worker process): a mapped store travels as its directory, an in-memory one as its arrays
+    import pickle
+
+    mapped = pickle.dumps(loaded)
+    assert len(mapped) < 1000 and isinstance(pickle.loads(mapped).movie_id, np.memmap)
+    copied = pickle.loads(pickle.dumps(tiny.store))
+    for name in ("user_ids", "indptr", "movie_id", "test_start"):
+        assert np.array_equal(getattr(pickle.loads(mapped), name), getattr(tiny.store, name))
+        assert np.array_equal(getattr(copied, name), getattr(tiny.store, name))
 
 
 def test_rows_out_of_order_are_refused():
