@@ -400,11 +400,12 @@ class UnifiedRankerAssetConfig(dg.Config):
     num_workers: int = 0
     """DataLoader workers (0: batches built in the training process)."""
     num_threads: int | None = 2
-    """torch threads while training. 2 threads with the batches built in-process trained 1.4x faster than 1
-    thread + 1 loader worker on the 2-core machine (benchmarks/ranker.py, docs/BENCHMARKS.md); with more cores,
-    add loader workers before threads (the model's small matrices gain little from more threads). On a machine
-    busy with other work set 1: torch's threads wait for each other, and with two other processes on the two
-    cores the 2-thread training fell to ~2,000 samples/s (1/10 of its rate on a quiet machine)."""
+    """torch threads while training. 2 threads with the batches built in-process trained faster than 1
+    thread + 1 loader worker on the 2-core machine (docs/BENCHMARKS.md, "UnifiedRanker: training, loader,
+    scoring"); with more cores, add loader workers before threads (the model's small matrices gain little from
+    more threads). On a machine busy with other work set 1: torch's threads wait for each other, and with two
+    other processes on the two cores the 2-thread training fell to a small fraction of its rate on a quiet
+    machine (no doc section holds the figure; benchmarks/ranker.py measures the rate)."""
     normalizer_rows: int = 500_000
     embed_dim: int = 16
     use_din: bool = True

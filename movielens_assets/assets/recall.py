@@ -180,8 +180,8 @@ def stored_item_embeddings(lake: DataLake) -> tuple[np.ndarray, np.ndarray, dict
 
 
 class TwoTowerAssetConfig(dg.Config):
-    """Run config of `two_tower_recall` (defaults sized for synthetic-small on a 2-core CPU: ~30 s per protocol,
-    last_n Recall@20 0.49 vs 0.446 for ItemCF; measurements in `core.recall.two_tower`)."""
+    """Run config of `two_tower_recall` (defaults sized for synthetic-small on a 2-core CPU; its Recall beside
+    ItemCF's: docs/EVALUATION.md, "Recall: every channel and the merged list"; the choices: `core.recall.two_tower`)."""
 
     epochs: int = 3
     dim: int = 64
@@ -196,11 +196,12 @@ class TwoTowerAssetConfig(dg.Config):
     """Loss weight n_u ** -power per training example (n_u: its user's training interactions); 0 = uniform."""
     max_examples_per_epoch: int | None = None
     """Train each epoch on a fresh uniform sample of this many interactions (None: all). On a 2-core CPU at 32M
-    ratings an epoch over all 31M interactions takes ~40 min (~14k examples/s, docs/BENCHMARKS.md);
-    e.g. 2_000_000 bounds it to ~2.5 min per epoch."""
+    ratings an epoch over all 31M interactions is the slow step; e.g. 2_000_000 bounds it (epoch times:
+    docs/BENCHMARKS.md, "Recall", two-tower training throughput)."""
     sparse_embeddings: bool = True
-    """Id embedding tables with sparse gradients (SparseAdam): a step updates only its batch's rows (9x faster
-    than dense Adam at 32M ratings on a CPU, same loss). False: dense Adam over the whole tables."""
+    """Id embedding tables with sparse gradients (SparseAdam): a step updates only its batch's rows (faster than
+    dense Adam at 32M ratings on a CPU, same loss: docs/BENCHMARKS.md, "Recall", two-tower training throughput).
+    False: dense Adam over the whole tables."""
     num_threads: int | None = 1
     """torch intra-op threads during fit (1: measured fastest on a shared 2-core box; None: torch's setting)."""
     use_item_embeddings: bool = True

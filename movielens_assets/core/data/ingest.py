@@ -28,14 +28,14 @@ MAX_EXAMPLES = 5
 DEFAULT_MEMORY_LIMIT = "1400MB"
 """DuckDB memory limit for ingestion unless MOVIELENS_DUCKDB_MEMORY_LIMIT says otherwise: the sort spills
 to disk beyond it, so peak memory stays flat whatever the file size. 1.4 GB is the largest bound under half
-of pandas' peak at 32M ratings (1.40 GB vs 2.9 GB), and the sort of 32M ratings just fits (1 GB spilled:
-~+10-19% time); docs/BENCHMARKS.md."""
+of pandas' peak at 32M ratings, and the sort of 32M ratings just fits (a 1 GB bound spilled, which cost
+time); docs/BENCHMARKS.md, "Ingest: CSV -> Parquet"."""
 
 STREAMING_DUP_CHECK_MIN_ROWS = 4_000_000
 """From this many rows on, unique (a, b) pairs are checked by streaming the sorted file through NumPy
-(`quality.duplicate_pairs`: 0.6 s at 10M rows, 0.5 s at 32M, against 1.4 s / ~4 s for DuckDB's hash aggregate);
-below it the hash aggregate is faster (0.1 s at 1M rows, where the streaming path spends ~0.4 s importing
-NumPy and Arrow)."""
+(`quality.duplicate_pairs`, faster there than DuckDB's hash aggregate); below it the hash aggregate is faster
+(at 1M rows the streaming path's NumPy and Arrow imports cost more than the check); docs/BENCHMARKS.md,
+"Ingest: CSV -> Parquet"."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,11 @@ RATINGS = CsvTable(
         "userId AS user_id, movieId AS movie_id, CAST(rating AS FLOAT) AS rating, "
         "make_timestamp(timestamp * 1000000) AS timestamp"
     ),
-    # Exactly the issue's order, no movie_id tie-break: a third sort key cost ~6% and, to sort without spilling,
-    # more memory than half of pandas' peak (docs/BENCHMARKS.md). DuckDB's sort is not stable, so ratings of one
-    # user with the same timestamp come in an unspecified order; every consumer orders explicitly with movie_id
-    # as the tie-break (splits, Interactions), so everything derived stays deterministic.
+    # Exactly the issue's order, no movie_id tie-break: a third sort key cost sort time and, to sort without
+    # spilling, more memory than half of pandas' peak (docs/BENCHMARKS.md, "Ingest: CSV -> Parquet"). DuckDB's
+    # sort is not stable, so ratings of one user with the same timestamp come in an unspecified order; every
+    # consumer orders explicitly with movie_id as the tie-break (splits, Interactions), so everything derived
+    # stays deterministic.
     order_by="user_id, timestamp",
     required=True,
     not_null=("user_id", "movie_id", "rating", "timestamp"),

@@ -121,8 +121,8 @@ def duplicate_pairs(
     Fast path for files sorted by `group` (ratings are written sorted by user): stream both columns in
     cache-sized batches (read ahead in a second thread) and sort each batch's packed keys — a batch never
     splits a group, so duplicates can only be adjacent within a batch. Memory stays at a few batches
-    whatever the file size; at 32M ratings ~0.5 s against ~4 s for a hash aggregate over the whole
-    file. Unsorted files fall back to `duplicate_keys`.
+    whatever the file size; at 32M ratings much faster than a hash aggregate over the whole file
+    (docs/BENCHMARKS.md, "Ingest: CSV -> Parquet"). Unsorted files fall back to `duplicate_keys`.
     """
     import numpy as np
 

@@ -1,8 +1,9 @@
 """One optimizer over a model whose id tables have sparse gradients: SparseAdam for those, Adam for the rest.
 
 A step of Adam touches every row of every table; with sparse gradients and SparseAdam a step touches only
-the rows of the batch (the two-tower and the ranker train ~10x faster on a CPU at ML-32M scale that way:
-docs/BENCHMARKS.md). Every trainable parameter is in exactly one of the two optimizers.
+the rows of the batch (the two-tower and the ranker train much faster on a CPU at ML-32M scale that way:
+docs/BENCHMARKS.md, "Recall", two-tower training throughput). Every trainable parameter is in exactly one
+of the two optimizers.
 This module imports torch at import time; Dagster-side modules import it inside functions.
 """
 

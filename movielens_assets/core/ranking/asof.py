@@ -27,7 +27,8 @@ def locality_order(values: np.ndarray) -> np.ndarray:
     """A permutation that puts non-negative int64 `values` in ascending order, up to their low bits: what a
     batch of searches needs to walk a large sorted array in order (the result of each search does not depend
     on the order). Each value (shifted right as far as needed) and its index are packed into one int64, and the
-    packed keys go through `np.sort` (SIMD, ~5x faster than an `argsort` of the values): exactly sorted when
+    packed keys go through `np.sort` (SIMD, faster than an `argsort` of the values; docs/BENCHMARKS.md,
+    "Ranking samples"): exactly sorted when
     the value's and the index's bits fit 63 together, otherwise sorted up to the bits shifted away."""
     values = np.asarray(values, dtype=np.int64)
     n = values.size
@@ -102,7 +103,8 @@ class AsOfIndex:
 
     def _positions(self, rank: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Position of the first event at or after each time within its key. The queries are searched in
-        sorted order (cache-friendly on a large index: ~5x faster than in random order), then put back."""
+        sorted order (cache-friendly on a large index: faster than in random order; docs/BENCHMARKS.md,
+        "Ranking samples"), then put back."""
         offset = np.clip(np.asarray(times, dtype=np.int64) - self.t0, 0, _TIME_MAX)
         query = (rank << _TIME_BITS) | offset
         order = locality_order(query)

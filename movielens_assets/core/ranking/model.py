@@ -184,7 +184,7 @@ class ItemEncoder(nn.Module):
         self.register_buffer("item_side", torch.cat(parts, dim=1).contiguous())  # (n_items, V)
 
         # directors / cast: masked means as weighted sums (weight 1 / count on real ids, 0 on padding): on CPU the
-        # EmbeddingBag "sum + per_sample_weights" kernel is an order of magnitude faster than "mean + padding_idx"
+        # EmbeddingBag "sum + per_sample_weights" kernel is much faster than "mean + padding_idx"
         self.director_emb = self.cast_emb = None
         if item_directors is not None:
             self.director_emb = nn.EmbeddingBag(c.n_directors, D, mode="sum", sparse=sparse)
@@ -491,7 +491,7 @@ def build_optimizers(model: nn.Module, config: UnifiedRankerConfig) -> RankerOpt
     else: every trainable parameter in exactly one optimizer."""
     dense, sparse = split_parameters(model)
     dense_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    # fused: one kernel for all dense tensors (~5x faster than the per-tensor loop on CPU, for ~60 small tensors)
+    # fused: one kernel for all dense tensors (faster than the per-tensor loop on CPU, for many small tensors)
     fused = bool(dense) and all(p.device.type in ("cpu", "cuda") for p in dense)
     return RankerOptimizers(
         dense_cls(dense, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None) if dense else None,

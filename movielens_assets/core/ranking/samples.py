@@ -55,8 +55,8 @@ class SamplingConfig:
     """Share of users whose window samples are held out (`valid` = 1) for the ranker's early stopping."""
     positives_per_chunk: int = 50_000
     """Users are processed in chunks of about this many positives (memory bound per shard process). At the
-    ML-32M shape one shard's private memory is ~1.0 GB at 50k, 1.4 GB at 100k, 2.4 GB at 200k, and smaller
-    chunks were no slower (docs/BENCHMARKS.md, "Ranking samples")."""
+    ML-32M shape one shard's private memory grows with the chunk size, and smaller chunks were no slower
+    (docs/BENCHMARKS.md, "Ranking samples")."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -301,7 +301,7 @@ def write_shard(out_dir: Path, *, store: SequenceStore, engine: RankingFeatureEn
                 if writer is None:
                     schema = table.schema.with_metadata({**(table.schema.metadata or {}), **kv})
                     # dictionaries only for the key columns: float features have ~as many values as rows
-                    # (dictionary pages for them doubled the write time for 10% less disk)
+                    # (dictionary pages for them cost write time for little disk; docs/BENCHMARKS.md, "Ranking samples")
                     writer = pq.ParquetWriter(tmp / "part-0.parquet", schema, compression="zstd",
                                               use_dictionary=list(KEY_COLUMNS))
                 assert schema is not None  # set with the writer

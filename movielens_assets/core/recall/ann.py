@@ -175,7 +175,8 @@ def recommend_by_vectors(
     searches k + min(largest seen count in the batch, `max_extra`, default k) candidates and drops the seen
     ones (`kernels.seen_mask`); the rows left with fewer than k unseen items (heavy users whose seen items
     crowd the top) are scored exactly. Capping the depth matters: HNSW's cost grows with the depth, and
-    at 32M ratings a full k + seen-count search ran ~10x slower for the same lists. A batch whose depth
+    at 32M ratings a full k + seen-count search ran much slower for the same lists (docs/BENCHMARKS.md,
+    "Recall"). A batch whose depth
     would exceed `dense_fraction` of the catalogue is scored exactly at once. Returns item indices [n, k]
     (int32, -1 padded) and scores [n, k] (float32, nan padded).
     """

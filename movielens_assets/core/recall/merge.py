@@ -115,9 +115,9 @@ def merge_candidates(
 
 MERGE_USERS_PER_CHUNK = 5_000
 """Users merged at a time by `merge_candidate_files`: at 200 candidates per channel and 4 channels, 4M input
-rows. Measured on synthetic-32m's last_n lists: one chunk of 5,000 users peaks at 2.3 GB (DuckDB's aggregate
-with the provenance lists), 20,000 users at 9.0 GB, at the same users/s; the whole 200,948 users at once went
-past 23 GB (docs/BENCHMARKS.md)."""
+rows. On synthetic-32m's last_n lists a chunk of 5,000 users peaks far lower than one of 20,000 (DuckDB's
+aggregate with the provenance lists) at the same users/s, and all users at once did not fit in memory
+(docs/BENCHMARKS.md, "The whole pipeline at 32M ratings")."""
 
 
 def merge_candidate_files(

@@ -79,7 +79,7 @@ class TwoTowerConfig:
     weight_decay: float = 0.0  # dense parameters only when sparse_embeddings (SparseAdam has none)
     # id embedding tables (user, history item, item) with SPARSE gradients, updated by SparseAdam: a step
     # touches only the rows in its batch. Dense Adam updates every row of every table at every step, which
-    # made CPU training slow down with the catalogue (1.4k examples/s at 32M ratings; docs/BENCHMARKS.md)
+    # made CPU training slow down with the catalogue (docs/BENCHMARKS.md, "Recall", two-tower training throughput)
     sparse_embeddings: bool = True
     seed: int = 0
     # user tower: "mean" (masked mean of the last L items) or "mean_recency" (that mean concatenated with a
@@ -99,7 +99,8 @@ class TwoTowerConfig:
     # of them (bounds CPU training time at 32M ratings; the examples stay point-in-time)
     max_examples_per_epoch: int | None = None
     # torch intra-op threads during fit (None: leave torch's setting). 1 by default: on a shared 2-core box
-    # (parallel Dagster steps, other jobs) 2 threads measured ~4x SLOWER than 1 (194 s vs 47 s, synthetic-small)
+    # (parallel Dagster steps, other jobs) 2 threads measured clearly SLOWER than 1 (synthetic-small;
+    # no doc section holds this figure: time `two_tower_recall` with num_threads 1 and 2 to recheck)
     num_threads: int | None = 1
     encode_batch: int = 8192  # users/items per forward pass at inference
     ann: AnnConfig = field(default_factory=AnnConfig)
