@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def _result(v: quality.Violation) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=v.ok,
+        description=None if v.ok else quality.describe(v),
         metadata={
             "rule": v.rule,
             "violations": v.count,
@@ -46,6 +47,13 @@ def _check(
         additional_deps=additional_deps or [],
     )
     def _c(lake: DataLake) -> dg.AssetCheckResult:
+        missing = [d.key.to_user_string() for d in additional_deps or []
+                   if not lake.processed(d.key.to_user_string()).is_file()]
+        if missing:  # the other table this rule reads was never materialized: say so, not a raw IO error
+            names = ", ".join(f"`{m}`" for m in missing)
+            return dg.AssetCheckResult(passed=False, metadata={"missing": missing}, description=(
+                f"cannot check: {names} not materialized yet ({lake.processed(missing[0])} is missing); "
+                f"materialize it too, e.g. --select '{asset.key.to_user_string()},{','.join(missing)}'"))
         with lake.duckdb() as con:
             return _result(rule(lake, con))
 

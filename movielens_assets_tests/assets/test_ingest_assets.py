@@ -128,3 +128,22 @@ def test_single_table_rules_are_reported_by_the_ingest_without_a_second_scan(tmp
     assert ratings_checks == {"unique_user_movie", "rating_domain", "no_null_ids", "rated_movies_exist"}
     in_body = {spec.name for spec in defs.resolve_assets_def(dg.AssetKey("ratings")).check_specs}
     assert in_body >= {"unique_user_movie", "rating_domain", "no_null_ids"} and "rated_movies_exist" not in in_body
+
+
+def test_ratings_alone_on_a_fresh_lake_says_which_table_to_materialize(tmp_path, instance):
+    """The README's one-asset example (`--select ratings` on a fresh data directory): the cross-table check
+    cannot read `movies` and says so, naming what to materialize — not a raw DuckDB IO error."""
+    from movielens_assets_tests.helpers import materialize
+
+    src = write_movielens_dir(tmp_path / "csv")
+    settings = make_settings(tmp_path, str(src))
+    assert materialize(settings, instance, "movielens_raw").success
+    result = materialize(settings, instance, "ratings")
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["unique_user_movie"].passed and checks["rating_domain"].passed
+    orphan = checks["rated_movies_exist"]
+    assert not orphan.passed
+    assert "`movies` not materialized yet" in orphan.description and "--select 'ratings,movies'" in orphan.description
+    assert orphan.metadata["missing"].value == ["movies"]
+    # with movies materialized the same check passes
+    assert materialize(settings, instance, "key:ratings or key:movies").success
