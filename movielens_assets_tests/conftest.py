@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from movielens_assets_tests.core.text.tiny_model import build_tiny_model
+from movielens_assets_tests.helpers import build_full_lake
 
 
 @pytest.fixture
@@ -21,3 +22,9 @@ def instance():
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 32-d tiny model, built once per test session."""
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-32")
+
+
+@pytest.fixture(scope="session")
+def served_lake(tmp_path_factory, tiny_model_dir):
+    """Every asset materialized on synthetic-tiny (3 shards, fast configs), once per session: what serving reads."""
+    return build_full_lake(tmp_path_factory.mktemp("served"), tiny_model_dir)

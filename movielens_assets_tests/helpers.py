@@ -28,6 +28,9 @@ LINKS_CSV = "movieId,imdbId,tmdbId\n1,0114709,862\n2,0113228,15602\n3,0113277,94
 
 #: A fast two-tower for the tests (the asset's defaults are sized for synthetic-small).
 FAST_TWO_TOWER = {"epochs": 1, "dim": 16, "hidden": 32, "history_len": 10, "batch_size": 512}
+#: A one-epoch ranker on a small budget (+ the ablations `ranking_metrics` reports).
+TINY_RANKER = {"epochs": 1, "max_rows_per_epoch": 20_000, "num_workers": 0, "embed_dim": 8,
+               "ablations": ["full_same_budget", "no_recall_features"], "ablation_epochs": 1}
 
 
 def write_movielens_dir(root: Path, *, tags: bool = True, links: bool = True, **overrides: str) -> Path:
@@ -58,6 +61,24 @@ def materialize(settings: Settings, instance: dg.DagsterInstance, selection: str
     keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
     return job.get_subset(asset_selection=set(keys)).execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config or {}, partition_key=partition_key)
+
+
+def build_full_lake(tmp_path: Path, model_dir: Path, shards: int = 3) -> Settings:
+    """Every asset on synthetic-tiny (the ranking shards one partition run each), fast configs: the lake serving
+    reads. Fails the calling test with the failures of the first run that fails."""
+    settings = make_settings(tmp_path, "synthetic-tiny", EMBEDDING_MODEL=str(model_dir), MOVIELENS_DEVICE="cpu",
+                             MOVIELENS_RANKING_SHARDS=str(shards))
+    config = {"ops": {"two_tower_recall": {"config": FAST_TWO_TOWER},
+                      "unified_ranker": {"config": {**TINY_RANKER, "ablations": []}}}}
+    with dg.instance_for_test() as instance:
+        steps = [("group:ingest or group:tmdb or group:features or group:recall or key:user_sequences or "
+                  "key:item_profile or key:user_profile", None)]
+        steps += [("key:ranking_samples", f"{i:02d}") for i in range(shards)]
+        steps += [("key:unified_ranker or key:ranked_recommendations", None)]
+        for selection, partition in steps:
+            result = materialize(settings, instance, selection, config, partition_key=partition)
+            assert result.success, (selection, partition, failure_messages(result))
+    return settings
 
 
 def materialize_all(settings: Settings, instance: dg.DagsterInstance, selection: str = "*"
