@@ -51,25 +51,24 @@ ITEM_COLUMNS = [("#", "rank"), ("movie", "movie_id"), ("title", "title"), ("genr
                 ("proposed by", "channels")]
 
 
-def _print_recommend(answer: dict) -> None:
+def format_recommend(answer: dict) -> str:
     who = f"user {answer['user']}" if answer["user"] is not None else "an anonymous visitor"
-    how = {"ranked": "the UnifiedRanker's list (movies already rated removed)",
+    how = {"ranked": "the UnifiedRanker's list (score = p(watch); movies already rated removed)",
            "history": "neighbours of the user's recent movies (no precomputed list)",
            "liked": "neighbours of the liked movies", "popularity": "the most popular movies (cold start)"}
-    print(f"Top {len(answer['items'])} for {who} — {how[answer['source']]}:")
-    print(_table(answer["items"], ITEM_COLUMNS))
+    return f"Top {len(answer['items'])} for {who} — {how[answer['source']]}:\n" + _table(answer["items"], ITEM_COLUMNS)
 
 
-def _print_similar(answer: dict) -> None:
+def format_similar(answer: dict) -> str:
     m = answer["movie"]
-    print(f"Movies similar to {m['title']} (movie {m['movie_id']}; ItemCF + semantic neighbours, fused):")
-    print(_table(answer["items"], ITEM_COLUMNS))
+    return (f"Movies similar to {m['title']} (movie {m['movie_id']}; ItemCF + semantic neighbours, fused):\n"
+            + _table(answer["items"], ITEM_COLUMNS))
 
 
-def _print_history(answer: dict) -> None:
-    print(f"User {answer['user']}: {answer['ratings']} ratings, the latest {len(answer['items'])}:")
+def format_history(answer: dict) -> str:
     rows = [{**r, "rating": f"{r['rating']:.1f}"} for r in answer["items"]]
-    print(_table(rows, [("movie", "movie_id"), ("title", "title"), ("rating", "rating")]))
+    return (f"User {answer['user']}: {answer['ratings']} ratings, the latest {len(answer['items'])}:\n"
+            + _table(rows, [("movie", "movie_id"), ("title", "title"), ("rating", "rating")]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,11 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "recommend":
             liked = [p.strip() for p in args.liked.split(",") if p.strip()]
-            answer, show = recommender.recommend(args.user, args.k, liked), _print_recommend
+            answer, show = recommender.recommend(args.user, args.k, liked), format_recommend
         elif args.command == "similar":
-            answer, show = recommender.similar(args.movie, args.k), _print_similar
+            answer, show = recommender.similar(args.movie, args.k), format_similar
         else:
-            answer, show = recommender.history(args.user, args.n), _print_history
+            answer, show = recommender.history(args.user, args.n), format_history
     except ArtifactMissing as exc:
         print(f"movielens-rec: {exc}", file=sys.stderr)
         return EXIT_ARTIFACTS
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(answer, indent=2, ensure_ascii=False))
     else:
-        show(answer)
+        print(show(answer))
     return 0
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import dagster as dg
+import numpy as np
 
 from movielens_assets.settings import load_settings
 
@@ -139,6 +140,26 @@ def ranking_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def serving_examples(data_dir, dataset: str) -> list[str]:
+    """Real recommendations, as `movielens-rec recommend` prints them, for the heaviest and the lightest evaluated
+    user, after their latest ratings (docs/SERVING.md)."""
+    from movielens_assets.cli import format_history, format_recommend
+    from movielens_assets.core.serving.artifacts import ServingError
+    from movielens_assets.core.serving.recommender import Recommender
+
+    try:
+        rec = Recommender.load(data_dir, dataset)
+    except ServingError as exc:
+        return [f"recommendations: not available ({exc})"]
+    users = rec.users_with_lists
+    counts = rec.rating_counts(users)
+    lines = ["recommendations (`movielens-rec recommend --user ID`, `movielens-rec serve`; docs/SERVING.md):"]
+    for label, user in (("heavy", users[int(np.argmax(counts))]), ("light", users[int(np.argmin(counts))])):
+        lines += ["", f"[{label} user]", format_history(rec.history(int(user), 3)),
+                  format_recommend(rec.recommend(int(user), 5))]
+    return lines
+
+
 def summary(result: DemoResult) -> str:
     settings = load_settings()
     lines = ["", "=" * 72, f"movielens-rec demo — dataset {settings.dataset}", f"data lake: {settings.data_dir}", ""]
@@ -178,6 +199,8 @@ def summary(result: DemoResult) -> str:
     if any(m.asset_key.to_user_string() == "ranking_metrics" for m in mats) and ranking.exists():
         lines += ["", f"ranking metrics ({ranking}; docs/EVALUATION.md, \"Ranking\"):",
                   ranking_table(json.loads(ranking.read_text()))]
+    if any(m.asset_key.to_user_string() == "ranked_recommendations" for m in mats):
+        lines += ["", *serving_examples(settings.data_dir, settings.dataset)]
     lines.append("Open the UI with `make ui` (http://127.0.0.1:3000) to browse runs, metadata and lineage.")
     lines.append("=" * 72)
     return "\n".join(lines)

@@ -38,7 +38,7 @@ def test_recommend_similar_history_print_tables(served_lake):
     out = _cli(lake, "recommend", "--user", str(user), "-k", "5")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].startswith(f"Top 5 for user {user} — the UnifiedRanker's list")
+    assert lines[0].startswith(f"Top 5 for user {user} — the UnifiedRanker's list (score = p(watch)")
     assert lines[1].split() == ["#", "movie", "title", "genres", "score", "proposed", "by"] and len(lines) == 8
     first_title = duckdb.execute(f"SELECT title FROM '{lake}/processed/movies.parquet' WHERE movie_id = "
                              f"{int(lines[3].split()[1])}").fetchone()[0]

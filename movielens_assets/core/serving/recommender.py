@@ -296,18 +296,15 @@ class Recommender:
               ) -> list[dict[str, Any]]:
         fused: dict[int, float] = {}
         found: dict[int, dict[str, float]] = {}
+        excluded = np.fromiter(exclude, dtype=np.int64, count=len(exclude))
         for name, (items, scores) in per_channel.items():
             order = np.argsort(-scores, kind="stable")
-            rank = 0
-            for j in order.tolist():
-                m = int(self.ids.item_ids[items[j]])
-                if m in exclude:
-                    continue
-                rank += 1
-                if rank > 4 * k:
-                    break
+            raw = self.ids.item_ids[items[order]]
+            keep = np.flatnonzero(~np.isin(raw, excluded))[: 4 * k]  # the channel's best 4k unseen items
+            for rank, (m, score) in enumerate(zip(raw[keep].tolist(), scores[order[keep]].tolist(), strict=True),
+                                              start=1):
                 fused[m] = fused.get(m, 0.0) + 1.0 / (RRF_K + rank)
-                found.setdefault(m, {})[name] = round(float(scores[j]), 6)
+                found.setdefault(m, {})[name] = round(score, 6)
         best = sorted(fused, key=lambda m: (-fused[m], m))[:k]
         return [{**self._item(m, fused[m], sorted(found[m]), "rrf"), "channel_scores": found[m]} for m in best]
 
@@ -339,6 +336,19 @@ class Recommender:
         movie_id = self.find_movie(movie)
         items = self._neighbours_of([movie_id], exclude={movie_id}, k=k)
         return {"movie": self.movie(movie_id), "k": k, "items": [{"rank": i + 1, **p} for i, p in enumerate(items)]}
+
+    @property
+    def users_with_lists(self) -> np.ndarray:
+        """Raw ids of the users with a precomputed list (the evaluated users), sorted."""
+        return self._ranked.keys
+
+    def rating_counts(self, users: np.ndarray) -> np.ndarray:
+        """How many movies each user rated (0 for unknown users)."""
+        pos = self.store.user_index(np.asarray(users, dtype=np.int64))
+        train = np.where(pos >= 0, np.diff(self.store.indptr)[np.maximum(pos, 0)], 0)
+        i = np.searchsorted(self._test.keys, users)
+        ok = (i < self._test.keys.size) & (self._test.keys[np.minimum(i, self._test.keys.size - 1)] == users)
+        return train + np.where(ok, np.diff(self._test.indptr)[np.minimum(i, self._test.keys.size - 1)], 0)
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "dataset": self.dataset, "lake": str(self.paths.root),

@@ -202,3 +202,19 @@ def test_missing_stale_and_foreign_artifacts_name_the_asset(served_lake, tmp_pat
         Recommender.load(lake)
     with pytest.raises(ArtifactMissing, match="materialize `movies`"):
         Recommender.load(tmp_path / "empty")
+
+
+def test_the_demo_ends_with_recommendations_for_a_heavy_and_a_light_user(rec, served_lake):
+    from movielens_assets.demo import serving_examples
+
+    text = "\n".join(serving_examples(served_lake.data_dir, "synthetic-tiny"))
+    counts = rec.rating_counts(rec.users_with_lists)
+    heavy, light = rec.users_with_lists[np.argmax(counts)], rec.users_with_lists[np.argmin(counts)]
+    assert counts.max() > counts.min() > 0
+    assert f"[heavy user]\nUser {heavy}: {counts.max()} ratings, the latest 3:" in text
+    assert f"[light user]\nUser {light}: {counts.min()} ratings, the latest 3:" in text
+    assert text.count("the UnifiedRanker's list (score = p(watch)") == 2
+    title = rec.recommend(int(light), 5)["items"][0]["title"]
+    assert title in text
+    missing = serving_examples(served_lake.data_dir, "synthetic-1m")
+    assert missing[0].startswith("recommendations: not available (") and "synthetic-tiny" in missing[0]
