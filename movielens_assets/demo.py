@@ -72,10 +72,11 @@ class DemoResult:
         return all(r.success for r in self.runs) and all(p.success for p in self.partitions)
 
 
-def run(selection: str | None = None, workers: int = 2) -> DemoResult:
+def run(selection: str | None = None, workers: int = 2, ops_config: dict | None = None) -> DemoResult:
     """Materialize `selection` (default: everything): the unpartitioned assets upstream of the partitioned
     ones in one run, then every partition of each partitioned asset as its own run (`workers` processes in
-    parallel, as a backfill would), then what depends on them in one run."""
+    parallel, as a backfill would), then what depends on them in one run. `ops_config` (`{"<asset>": {"config":
+    {...}}}`) configures the unpartitioned assets, as the UI's launchpad would."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -93,7 +94,9 @@ def run(selection: str | None = None, workers: int = 2) -> DemoResult:
     def unpartitioned(keys: AbstractSet[dg.AssetKey]) -> bool:
         if keys:
             out.runs.append(job.get_subset(asset_selection=keys).execute_in_process(
-                run_config=RUN_CONFIG, instance=_instance(), raise_on_error=False))
+                run_config={**RUN_CONFIG, "ops": {name: v for name, v in (ops_config or {}).items()
+                                                  if dg.AssetKey(name) in keys}},
+                instance=_instance(), raise_on_error=False))
         return out.success
 
     if not unpartitioned(before):
@@ -211,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select", help="asset selection (e.g. 'group:ingest', 'ratings+'); default: all")
     parser.add_argument("--workers", type=int, default=2,
                         help="partitions (ranking shards) materialized in parallel, one process each (default 2)")
+    parser.add_argument("--config", type=json.loads, default={},
+                        help='run config of assets as JSON, e.g. \'{"unified_ranker": {"config": {"ablations": []}}}\'')
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    result = run(args.select, args.workers)
+    result = run(args.select, args.workers, args.config)
     print(summary(result))
     print(f"finished in {time.perf_counter() - start:.1f}s — {'SUCCESS' if result.success else 'FAILED'}")
     return 0 if result.success else 1
