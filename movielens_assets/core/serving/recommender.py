@@ -48,7 +48,7 @@ class AmbiguousTitle(ServingError):
     def __init__(self, query: str, candidates: list[dict], total: int):
         self.candidates = candidates
         listed = "; ".join(f"{c['movie_id']}: {c['title']}" for c in candidates)
-        shown = "" if total == len(candidates) else f" (the {len(candidates)} most rated)"
+        shown = "" if total == len(candidates) else f" (the {len(candidates)} most popular)"
         super().__init__(f"{total} movies match {query!r}{shown}: {listed} — give the movie id or the full title")
 
 
