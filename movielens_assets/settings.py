@@ -51,6 +51,14 @@ def _url(name: str, raw: str | None, default: str) -> str:
 
 
 def _path(name: str, raw: str | None, default: Path) -> Path:
+    """A local directory. An object-store URL (`s3://…`, `gs://…`) is refused: as a path it would become a local
+    folder named `s3:` in the working directory, and the lake does not speak object storage yet."""
+    import re
+
+    if raw and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", raw.strip()):
+        raise ValueError(f"environment variable {name} must be a local directory, got the URL {raw.strip()!r}: "
+                         "object-store lakes (s3://…) are not supported yet; use a local path, e.g. a mounted "
+                         "bucket")
     return Path(raw or default).expanduser().resolve()
 
 

@@ -112,6 +112,9 @@ def test_bad_values_name_the_variable_and_the_expected_form():
         ({"MOVIELENS_DUCKDB_THREADS": "1.5"}, "environment variable MOVIELENS_DUCKDB_THREADS must be an integer"),
         ({"TMDB_MAX_AGE_DAYS": "z"}, "environment variable TMDB_MAX_AGE_DAYS must be a number"),
         ({"TMDB_REQUIRED": "maybe"}, "environment variable TMDB_REQUIRED must be 1/0"),
+        ({"MOVIELENS_DATA_DIR": "s3://lake/ml"},
+         "environment variable MOVIELENS_DATA_DIR must be a local directory, got the URL 's3://lake/ml'"),
+        ({"MOVIELENS_DATA_DIR": " gs://b/p "}, "object-store lakes (s3://…) are not supported yet"),
     ]:
         with pytest.raises(ValueError, match=re.escape(message)):
             load_settings(env)

@@ -102,6 +102,12 @@ def make_app(recommender: Recommender) -> web.Application:
 
 
 def serve(recommender: Recommender, host: str = "127.0.0.1", port: int = 8000, announce=print) -> None:
-    """Run the service until interrupted (no access log: it costs ~20% of the throughput)."""
+    """Run the service until interrupted (no access log: it costs ~20% of the throughput). The loaded state is
+    moved out of the garbage collector's reach (`gc.freeze`): its objects never change, and scanning them made
+    the slowest requests slower."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
     announce(f"serving {recommender.dataset} on http://{host}:{port}/ (Ctrl-C stops)")
     web.run_app(make_app(recommender), host=host, port=port, access_log=None, print=None)
