@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: a headless system Chromium (session-wide) and a `dagster dev` of this
+"""Fixtures of the browser tests: a headless system Chromium (per module) and a `dagster dev` of this
 checkout on a free port with a temporary instance and lake (module-wide), stopped by process group."""
 
 from __future__ import annotations
@@ -34,10 +34,15 @@ PROJECT_ENV_PREFIXES = ("MOVIELENS_", "DAGSTER_", "TMDB_", "EMBEDDING_", "OPENAI
 MODULE = "movielens_assets.definitions"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """A headless Chromium `playwright.sync_api.Browser` on the system's Chromium (never a downloaded one);
-    skips when there is no Chromium or no playwright."""
+    skips when there is no Chromium or no playwright.
+
+    Module-scoped on purpose (launching costs ~1 s): while Playwright's sync API is active, the main thread
+    counts as running an event loop, so `asyncio.run` — which other tests and in-process Dagster runs of async
+    assets call — fails with "cannot be called from a running event loop". Closing it after each module keeps
+    that from leaking into whatever the session runs next."""
     executable = chromium_path()
     if executable is None:
         pytest.skip(NO_CHROMIUM)
