@@ -93,11 +93,16 @@ async def page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html")
 
 
+async def no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
 def make_app(recommender: Recommender) -> web.Application:
     app = web.Application(middlewares=[_errors])
     app[RECOMMENDER] = recommender
     app.add_routes([web.get("/", page), web.get("/recommend", recommend), web.get("/similar", similar),
-                    web.get("/history", history), web.get("/healthz", healthz)])
+                    web.get("/history", history), web.get("/healthz", healthz),
+                    web.get("/favicon.ico", no_icon)])
     return app
 
 

@@ -131,7 +131,7 @@ class Recommender:
         self._test = _Csr.from_sorted(test["user_id"].to_numpy())
         self._test_movie = test["movie_id"].to_numpy().astype(np.int64)
         self._test_rating = test["rating"].to_numpy().astype(np.float32)
-        self._test_ts = test["timestamp"].to_numpy().astype(np.int64)
+        self._test_ts = test["timestamp"].to_numpy().astype("datetime64[s]").astype(np.int64)  # seconds, as the store
 
         ranked = pq.read_table(paths.ranked, columns=["user_id", "movie_id", "rank", "channels", "p_watch"])
         users, rank = ranked["user_id"].to_numpy(), ranked["rank"].to_numpy()

@@ -118,10 +118,11 @@ def test_a_user_with_ratings_but_no_list_gets_neighbours_of_their_history(rec, s
 def test_history_is_newest_first_and_includes_the_held_out_ratings(rec, served_lake):
     (user,) = duckdb.execute(f"SELECT user_id FROM '{served_lake.data_dir}/recall/splits/last_n/test.parquet' LIMIT 1"
                          ).fetchone()
-    expected = duckdb.execute(f"SELECT movie_id, rating FROM '{served_lake.data_dir}/processed/ratings.parquet' "
-                          f"WHERE user_id = {user} ORDER BY timestamp DESC, movie_id DESC LIMIT 5").fetchall()
+    expected = duckdb.execute(f"SELECT movie_id, rating, epoch(timestamp)::BIGINT "
+                              f"FROM '{served_lake.data_dir}/processed/ratings.parquet' "
+                              f"WHERE user_id = {user} ORDER BY timestamp DESC, movie_id DESC LIMIT 5").fetchall()
     answer = rec.history(user, n=5)
-    assert [(i["movie_id"], i["rating"]) for i in answer["items"]] == expected
+    assert [(i["movie_id"], i["rating"], i["timestamp"]) for i in answer["items"]] == expected  # seconds
     assert answer["ratings"] == len(_rated(served_lake, user))
 
 
