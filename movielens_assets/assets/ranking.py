@@ -18,7 +18,7 @@ import numpy as np
 
 from movielens_assets.assets import ingest, recall
 from movielens_assets.assets._catalog import OWNERS, asset_tags
-from movielens_assets.assets._metadata import markdown_table
+from movielens_assets.assets._metadata import markdown_table, png_markdown
 from movielens_assets.core.evaluation.splits import load_targets
 from movielens_assets.core.ranking.samples import SamplingConfig
 from movielens_assets.partitions import RankingShards
@@ -461,8 +461,8 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
     """The UnifiedRanker (DIN + DCN-V2 + MMoE, tasks watch / like) trained on every shard of the samples
     (streamed), early-stopped on the validation users' GAUC, saved as a checkpoint directory (weights, item
     tables, vocabularies, normalisation, configs, data, training log) ->
-    `<data>/models/ranking/<protocol>/unified_ranker/` with its training curve (`training_curve.png`); the
-    ablations beside it (`<data>/models/ranking/<protocol>/ablations/<name>/`)."""
+    `<data>/models/ranking/<protocol>/unified_ranker/` with its training curve (`training_curve.png`, also shown
+    in this asset's metadata); the ablations beside it (`<data>/models/ranking/<protocol>/ablations/<name>/`)."""
     from movielens_assets.core.ranking.trainer import RankerCheckpoint, ranker_runs, train_rankers
 
     protocol = RANKING_PROTOCOLS[0]
@@ -483,6 +483,8 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
                 for e in full.epochs
             ]),
             "training_curve_plot": dg.MetadataValue.path(str(full.out / "training_curve.png")),
+            "training_curve_chart": png_markdown(full.out / "training_curve.png",
+                                                 "training loss and validation GAUC per epoch"),
             "samples_per_s": float(full.best["samples_per_s"]), "train_seconds": full.train_seconds,
             "valid_gauc_watch": float(full.best["valid"]["gauc"]["watch"]),
             "parameters": full.parameters,

@@ -29,7 +29,7 @@ import numpy as np
 
 from movielens_assets.assets import ingest
 from movielens_assets.assets._catalog import OWNERS, asset_tags
-from movielens_assets.assets._metadata import markdown_table
+from movielens_assets.assets._metadata import markdown_table, png_markdown
 from movielens_assets.core.evaluation.splits import PROTOCOLS, Split, Stage, write_splits
 from movielens_assets.core.recall.itemcf import ItemCFParams
 from movielens_assets.core.recall.runner import (
@@ -99,15 +99,24 @@ def channel_metadata(lake: DataLake, run: ChannelRunStats, first: str) -> dict[s
     return metadata
 
 
-def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dict[str, ChannelFactory]
-                ) -> dg.MaterializeResult:
+def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dict[str, ChannelFactory],
+                curve_plot: Path | None = None) -> dg.MaterializeResult:
     """`core.recall.runner.run_channels` on the lake's DuckDB connection, its stats as metadata
     (`channel_metadata`): each channel fitted on every stage of every protocol, saved, its candidates written
     for the stage's users. A factory is called as `make(split)` when it takes a required positional
-    parameter, else `make()`."""
+    parameter, else `make()`. With `curve_plot`, the fits' loss curves are plotted there and shown inline
+    (`training_curve_plot`: the path, `training_curve_chart`: the image)."""
     with lake.duckdb() as con:
         run = run_channels(recall_paths(lake), channels, con, progress=context.log.info)
-    return dg.MaterializeResult(metadata=channel_metadata(lake, run, next(iter(channels))))
+    metadata = channel_metadata(lake, run, next(iter(channels)))
+    if curve_plot is not None and run.curves:
+        from movielens_assets.core.reports.curves import loss_curves_png
+
+        loss_curves_png({key: curve["loss_per_epoch"] for key, curve in run.curves.items()}, curve_plot,
+                        title=f"{', '.join(channels)}: training loss per epoch of each fit")
+        metadata["training_curve_plot"] = dg.MetadataValue.path(str(curve_plot))
+        metadata["training_curve_chart"] = png_markdown(curve_plot, "training loss per epoch")
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(group_name=GROUP, deps=[ingest.ratings], kinds={"duckdb", "parquet"}, owners=OWNERS,
@@ -231,7 +240,8 @@ def two_tower_recall(context: dg.AssetExecutionContext, config: TwoTowerAssetCon
     year and, when the embedding store has vectors for the current model, the semantic embedding; in-batch
     softmax with logQ correction), 200 unseen items per user of each stage from a faiss index ->
     `<data>/recall/candidates/<protocol>/two_tower.parquet` and `.../<protocol>/window/two_tower.parquet`; the
-    model and index in `<data>/models/recall/<protocol>/[window/]two_tower/`."""
+    model and index in `<data>/models/recall/<protocol>/[window/]two_tower/`; the loss curves plotted in
+    `<data>/reports/two_tower_training_curve.png` (also in this asset's metadata)."""
     import pyarrow.parquet as pq
 
     from movielens_assets.core.recall.semantic import align_embeddings
@@ -262,7 +272,8 @@ def two_tower_recall(context: dg.AssetExecutionContext, config: TwoTowerAssetCon
         return TwoTowerRecall(tt_config, item_genres=multi_hot, item_years=item_years, item_embeddings=emb,
                               item_embedding_mask=mask, device=device)
 
-    result = run_channel(context, lake, {"two_tower": make})
+    result = run_channel(context, lake, {"two_tower": make},
+                         curve_plot=lake.reports_dir / "two_tower_training_curve.png")
     metadata = dict(result.metadata or {})
     metadata.update({"device": device, "config": dg.MetadataValue.json(tt_config.to_dict()),
                      "item_embeddings": embeddings[2].get("model") if embeddings is not None else "none"})

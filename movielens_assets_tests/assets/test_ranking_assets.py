@@ -4,6 +4,7 @@ on a corrupted copy of it), one shard rebuilt alone, bad partition keys and miss
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -207,6 +208,12 @@ def test_the_ranker_its_lists_and_metrics(ranker):
     assert ranker["device"].value == "cpu" and ranker["samples_per_s"].value > 0
     assert [e["epoch"] for e in ranker["training_curve"].value] == [1]
     assert Path(ranker["training_curve_plot"].value).stat().st_size > 1000
+    # the same PNG inline (a data URI in Markdown: the UI's Markdown renderer shows it)
+    chart = ranker["training_curve_chart"].value
+    prefix = "![training loss and validation GAUC per epoch](data:image/png;base64,"
+    assert chart.startswith(prefix) and chart.endswith(")")
+    png = base64.b64decode(chart[len(prefix):-1])
+    assert png == Path(ranker["training_curve_plot"].value).read_bytes() and len(png) < 100_000
     models = settings.data_dir / "models" / "ranking" / "last_n"
     assert {p.name for p in (models / "ablations").iterdir()} == {"full_same_budget", "no_recall_features"}
     for name in ("model.pt", "model_config.json", "vocab.npz", "normalizer.json", "item_tables.npz", "check.npz"):

@@ -291,3 +291,25 @@ def test_candidate_checks_fail_on_a_corrupted_file(lake, tmp_path, case):
     if case == "merged_unpaired":
         assert "rows with only one of rank_itemcf / score_itemcf set" in after.description
 
+
+def test_the_two_tower_training_curve_is_shown_inline(lake):
+    import base64
+
+    root, mats = lake
+    tt = mats["two_tower_recall"]
+    png = root / "reports" / "two_tower_training_curve.png"
+    assert tt["training_curve_plot"].value == str(png)
+    chart = tt["training_curve_chart"].value
+    prefix = "![training loss per epoch](data:image/png;base64,"
+    assert chart.startswith(prefix) and chart.endswith(")")
+    data = base64.b64decode(chart[len(prefix):-1])
+    assert data == png.read_bytes() and data.startswith(b"\x89PNG") and 1_000 < len(data) < 100_000
+
+
+def test_a_png_too_large_to_inline_is_named_by_its_path(tmp_path):
+    from movielens_assets.assets._metadata import png_markdown
+
+    path = tmp_path / "big.png"
+    path.write_bytes(b"\x89PNG" + bytes(300_000))
+    text = png_markdown(path, "big").value
+    assert "data:" not in text and str(path) in text and "too large to show inline" in text
