@@ -75,3 +75,28 @@ def test_features_group_assets_blocking_checks_and_resources():
     for asset, name in expected:
         assert graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey(asset), name)).blocking
     assert {"embedder", "torch_device"} <= set(definitions.defs.resources)
+
+
+def test_every_asset_says_what_it_is_where_its_files_live_who_owns_it_and_its_tags():
+    """A newcomer reads, on every asset: a description naming its file(s) in the lake (`<data>/…`), an owner
+    (a team) and the `stage` / `artifact` tags — which the asset selection syntax can filter on."""
+    from typing import get_args
+
+    from movielens_assets.assets._catalog import OWNERS, Artifact, Stage
+
+    graph = definitions.defs.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    assert len(keys) > 30
+    for key in keys:
+        node = graph.get(key)
+        name = key.to_user_string()
+        assert node.description and len(node.description) > 40, name
+        assert "`<data>/" in node.description, (name, node.description)
+        assert node.owners == OWNERS, name
+        assert node.tags.get("stage") in get_args(Stage) and node.tags.get("artifact") in get_args(Artifact), name
+    assert OWNERS == ["team:recsys"]
+    models = dg.AssetSelection.from_string("tag:artifact=model").resolve(graph)
+    assert {k.to_user_string() for k in models} == {"unified_ranker"}
+    evaluation = dg.AssetSelection.from_string("tag:stage=evaluation").resolve(graph)
+    assert {k.to_user_string() for k in evaluation} == {"recall_metrics", "ranking_metrics", "ranking_eda"}
+    assert dg.AssetSelection.from_string('owner:"team:recsys"').resolve(graph) == keys

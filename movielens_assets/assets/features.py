@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from movielens_assets.assets import ingest as ingest_assets
+from movielens_assets.assets._catalog import OWNERS, asset_tags
 from movielens_assets.assets._metadata import markdown_table, parquet_table_metadata
 from movielens_assets.core.text.embedders import EmbeddingAPIError, EmbeddingConfigError, EmbeddingDimensionError
 from movielens_assets.core.text.item_text import TEMPLATE_VERSION, build_item_texts
@@ -51,11 +52,14 @@ def embeddings_dir(lake: DataLake) -> Path:
     group_name=GROUP,
     deps=[ingest_assets.movies, ingest_assets.tags, *TMDB_INPUTS],
     kinds={"duckdb", "parquet"},
+    owners=OWNERS,
+    tags=asset_tags("features", "table"),
 )
 def item_text(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource) -> dg.MaterializeResult:
-    """`features/item_text.parquet`: one text per movie (title, year, genres, top user tags and, when
-    present, TMDb overview, tagline, keywords, director, top-billed cast) with its SHA-256 `text_hash`.
-    Template `item-text-v1`, documented in `core/text/item_text.py` and docs/EMBEDDINGS.md."""
+    """`<data>/features/item_text.parquet`: one text per movie (title, year, genres, top user tags and, when
+    present, TMDb overview, tagline, keywords, director, top-billed cast) with its SHA-256 `text_hash`: what
+    `item_embeddings` embeds. Template `item-text-v1`, documented in `core/text/item_text.py` and
+    docs/EMBEDDINGS.md."""
     out = item_text_path(lake)
     with lake.duckdb() as con:
         report = build_item_texts(
@@ -115,7 +119,8 @@ def _signal_metadata(signal: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-@dg.asset(group_name=GROUP, deps=[item_text, ingest_assets.movies], kinds={"pytorch", "parquet"})
+@dg.asset(group_name=GROUP, deps=[item_text, ingest_assets.movies], kinds={"pytorch", "parquet"}, owners=OWNERS,
+          tags=asset_tags("features", "embeddings"))
 def item_embeddings(
     context: dg.AssetExecutionContext,
     config: ItemEmbeddingsConfig,
@@ -123,9 +128,10 @@ def item_embeddings(
     embedder: EmbedderResource,
     torch_device: TorchDevice,
 ) -> dg.MaterializeResult:
-    """`features/item_embeddings/`: float32, L2-normalised text embeddings of every movie, stored with
-    movie_id, model, dim and text_hash in append-only Parquet chunks. Reruns embed only movies whose
-    text hash or model changed; an interrupted run keeps its finished chunks."""
+    """`<data>/features/item_embeddings/`: float32, L2-normalised text embeddings of every movie, stored with
+    movie_id, model, dim and text_hash in append-only Parquet chunks (+ `_manifest.json`), read by the two-tower
+    and semantic recall channels and the ranker. Reruns embed only movies whose text hash or model changed; an
+    interrupted run keeps its finished chunks."""
     path = item_text_path(lake)
     if not path.is_file():
         raise dg.Failure(description=f"{path} does not exist: materialize `item_text` first")

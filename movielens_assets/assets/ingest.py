@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from movielens_assets.assets._catalog import OWNERS, asset_tags
 from movielens_assets.assets._metadata import parquet_table_metadata
 from movielens_assets.core.data import quality
 from movielens_assets.core.data.ingest import DEFAULT_MEMORY_LIMIT, TABLES, CsvTable, ingest_csv, verified_rules
@@ -12,12 +13,14 @@ from movielens_assets.resources import DataLake, MovieLensSource
 GROUP = "ingest"
 
 
-@dg.asset(group_name=GROUP, kinds={"csv"})
+@dg.asset(group_name=GROUP, kinds={"csv"}, owners=OWNERS, tags=asset_tags("data", "raw"))
 def movielens_raw(
     context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource
 ) -> dg.MaterializeResult:
-    """The dataset's CSV files: downloaded and MD5-verified (GroupLens), generated (synthetic) or located
-    (directory)."""
+    """The MovieLens dataset as CSV files (ratings, movies, tags, links), where everything starts:
+    downloaded and MD5-verified (GroupLens), generated (synthetic) or located (directory) ->
+    `<data>/raw/<dataset>/*.csv` (`<data>/raw/<name>-seed<seed>/` for a synthetic one; a directory dataset
+    stays where it is)."""
     csv_dir = movielens.fetch(lake.raw_dir, log=context.log.info)
     files = {p.name: round(p.stat().st_size / 2**20, 3) for p in sorted(csv_dir.glob("*.csv"))}
     context.log.info(f"dataset {movielens.dataset} ready in {csv_dir}: {files}")
@@ -55,8 +58,10 @@ def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=spec.name,
         specs=[dg.AssetSpec(spec.name, group_name=GROUP, deps=[movielens_raw], kinds={"duckdb", "parquet"},
-                            description=f"{spec.filename} parsed, typed, sorted by ({spec.order_by}) and "
-                                        "validated, as Parquet.")],
+                            owners=OWNERS, tags=asset_tags("data", "table"),
+                            description=f"The MovieLens `{spec.name}` table -> `<data>/processed/{spec.name}.parquet`: "
+                                        f"{spec.filename} parsed, typed, sorted by ({spec.order_by}) and validated "
+                                        "(the rules are this asset's checks).")],
         check_specs=_write_checks(spec),
         can_subset=True,
     )
@@ -87,9 +92,12 @@ def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
 ratings, movies, tags, links = (_ingest_asset(TABLES[name]) for name in ("ratings", "movies", "tags", "links"))
 
 
-@dg.asset(group_name=GROUP, deps=[ratings, movies, tags, links], kinds={"duckdb", "markdown"})
+@dg.asset(group_name=GROUP, deps=[ratings, movies, tags, links], kinds={"duckdb", "markdown"}, owners=OWNERS,
+          tags=asset_tags("data", "report"))
 def eda_report(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource) -> dg.MaterializeResult:
-    """`reports/EDA_REPORT.md` + PNG plots: counts, sparsity, long tail, user activity, genres."""
+    """A first look at the ingested tables — counts, sparsity, long tail, user activity, genres ->
+    `<data>/reports/EDA_REPORT.md` with its PNG plots beside it (the report is also this asset's `report`
+    metadata)."""
     from movielens_assets.core.reports.eda import build_eda_report
 
     with lake.duckdb() as con:

@@ -17,7 +17,8 @@ import dagster as dg
 import numpy as np
 
 from movielens_assets.assets import ingest, recall
-from movielens_assets.assets._metadata import markdown_table
+from movielens_assets.assets._catalog import OWNERS, asset_tags
+from movielens_assets.assets._metadata import markdown_table, png_markdown
 from movielens_assets.core.evaluation.splits import load_targets
 from movielens_assets.core.ranking.samples import SamplingConfig
 from movielens_assets.partitions import RankingShards
@@ -67,12 +68,13 @@ def _missing_input(exc: FileNotFoundError) -> dg.Failure:
     return dg.Failure(description=f"an input of this step is missing: {exc}")
 
 
-@dg.asset(group_name=GROUP, deps=[recall.splits], kinds={"numpy"})
+@dg.asset(group_name=GROUP, deps=[recall.splits], kinds={"numpy"}, owners=OWNERS,
+          tags=asset_tags("features", "sequences"))
 def user_sequences(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource
                    ) -> dg.MaterializeResult:
     """Every user's time-ordered history (movie, rating, time, window flag) of each protocol's source rows
     (its window stage's train + window rows: never a test row), as memory-mapped CSR arrays — samples point
-    into it with (user_id, seq_pos) instead of copying sequences (`ranking/sequences/<protocol>/`)."""
+    into it with (user_id, seq_pos) instead of copying sequences -> `<data>/ranking/sequences/<protocol>/*.npy`."""
     from movielens_assets.core.ranking.sequences import build_sequence_store
 
     stats: dict[str, Any] = {}
@@ -96,12 +98,13 @@ def user_sequences(context: dg.AssetExecutionContext, lake: DataLake, movielens:
 
 @dg.asset(group_name=GROUP,
           deps=[ingest.movies, "movie_tmdb", "tmdb_movie", "tmdb_cast", "tmdb_crew", "item_embeddings", user_sequences],
-          kinds={"duckdb", "numpy", "parquet"})
+          kinds={"duckdb", "numpy", "parquet"}, owners=OWNERS, tags=asset_tags("features", "profile"))
 def item_profile(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Per movie: year, genres, TMDb directors / top-3 cast / runtime / budget / revenue / votes (a snapshot,
     absent without TMDb data), the semantic embedding and its 32-d PCA; per protocol the point-in-time index
     of its ratings (popularity and rating statistics as of any cut-off) and the ratings by time (what was in
-    circulation: the popularity negatives)."""
+    circulation: the popularity negatives) -> `<data>/ranking/profiles/items/` (items.parquet, semantic*.npy) and
+    `<data>/ranking/profiles/<protocol>/{item_events,circulation}/`."""
     from movielens_assets.core.ranking.profiles import (
         Circulation,
         ItemFeatures,
@@ -170,11 +173,13 @@ def _load_engine(lake: DataLake, protocol: str, channels: tuple[str, ...] = ()):
     return store, RankingFeatureEngine(items, events, channels)
 
 
-@dg.asset(group_name=GROUP, deps=[user_sequences, item_profile], kinds={"numpy", "parquet"})
+@dg.asset(group_name=GROUP, deps=[user_sequences, item_profile], kinds={"numpy", "parquet"}, owners=OWNERS,
+          tags=asset_tags("features", "profile"))
 def user_profile(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Each user's profile at their window start and at their test start (activity, rating mean / std, like
     rate, recency, genre shares): exactly what the ranking features see at those cut-offs — computed by the
-    same function (`RankingFeatureEngine.user_features`), from history strictly before the cut-off."""
+    same function (`RankingFeatureEngine.user_features`), from history strictly before the cut-off ->
+    `<data>/ranking/profiles/<protocol>/user_profile.parquet`."""
     from movielens_assets.core.ranking.profiles import write_user_profiles
 
     stats: dict[str, Any] = {}
@@ -219,6 +224,7 @@ def ranking_samples_asset(partitions_def: dg.StaticPartitionsDefinition) -> dg.A
     @dg.asset(
         name="ranking_samples", group_name=GROUP, partitions_def=partitions_def,
         deps=[user_sequences, item_profile, recall.recall_candidates, ingest.ratings], kinds={"numpy", "parquet"},
+        owners=OWNERS, tags=asset_tags("ranking", "samples"),
         check_specs=[dg.AssetCheckSpec(name, asset="ranking_samples", blocking=True, description=text)
                      for name, text in SAMPLE_CHECKS.items()],
     )
@@ -227,7 +233,8 @@ def ranking_samples_asset(partitions_def: dg.StaticPartitionsDefinition) -> dg.A
         """One user shard of the ranking samples: every source rating as a positive with 9 negatives (window
         positives: candidate negatives from the window recall lists + popularity as of the cut-off; others:
         popularity as of the cut-off), never an item the user rated; point-in-time features; `watch` / `like`
-        labels -> `ranking/samples/<protocol>/shard=NN/` (replaced atomically; other shards untouched)."""
+        labels: the ranker's training data -> `<data>/ranking/samples/<protocol>/shard=NN/part-0.parquet` (replaced
+        atomically; other shards untouched)."""
         key = context.partition_key
         shard = _shard_index(key, n_shards)
         sampling = SamplingConfig(**config.model_dump())
@@ -313,12 +320,14 @@ class RankingEdaConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(group_name=GROUP, deps=["ranking_samples"], kinds={"duckdb", "matplotlib"})
+@dg.asset(group_name=GROUP, deps=["ranking_samples"], kinds={"duckdb", "matplotlib"}, owners=OWNERS,
+          tags=asset_tags("evaluation", "report"))
 def ranking_eda(context: dg.AssetExecutionContext, config: RankingEdaConfig, lake: DataLake,
                 movielens: MovieLensSource) -> dg.MaterializeResult:
     """Which features carry signal before any training: per feature its coverage, single-feature AUC against
     `watch` and `like` (and like among watched), and the watch rate by decile (PNG per group), over a sample
-    of the shards -> `reports/RANKING_EDA.md`."""
+    of the shards -> `<data>/reports/RANKING_EDA.md` and `<data>/reports/ranking_eda_<group>.png` (the report is
+    this asset's `report` metadata)."""
     from movielens_assets.core.data.atomic import atomic_write_text
     from movielens_assets.core.data.duck import sql_str
     from movielens_assets.core.ranking.eda import decile_plots, markdown, summarise
@@ -442,7 +451,7 @@ def _data_fingerprint(files: list[Path]) -> list[dict]:
 
 
 @dg.asset(group_name=GROUP, deps=["ranking_samples", user_sequences, item_profile],
-          kinds={"pytorch"},
+          kinds={"pytorch"}, owners=OWNERS, tags=asset_tags("ranking", "model"),
           check_specs=[dg.AssetCheckSpec("checkpoint_reproduces_validation_scores", asset="unified_ranker",
                                          blocking=True, description="the checkpoint directory, loaded back, scores "
                                          "its stored validation rows exactly as the trained model did")])
@@ -451,8 +460,9 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
                    ) -> dg.MaterializeResult:
     """The UnifiedRanker (DIN + DCN-V2 + MMoE, tasks watch / like) trained on every shard of the samples
     (streamed), early-stopped on the validation users' GAUC, saved as a checkpoint directory (weights, item
-    tables, vocabularies, normalisation, configs, data, training log) -> `models/ranking/<protocol>/`; the
-    ablations beside it (`.../ablations/<name>/`)."""
+    tables, vocabularies, normalisation, configs, data, training log) ->
+    `<data>/models/ranking/<protocol>/unified_ranker/` with its training curve (`training_curve.png`, also shown
+    in this asset's metadata); the ablations beside it (`<data>/models/ranking/<protocol>/ablations/<name>/`)."""
     from movielens_assets.core.ranking.trainer import RankerCheckpoint, ranker_runs, train_rankers
 
     protocol = RANKING_PROTOCOLS[0]
@@ -473,6 +483,8 @@ def unified_ranker(context: dg.AssetExecutionContext, config: UnifiedRankerAsset
                 for e in full.epochs
             ]),
             "training_curve_plot": dg.MetadataValue.path(str(full.out / "training_curve.png")),
+            "training_curve_chart": png_markdown(full.out / "training_curve.png",
+                                                 "training loss and validation GAUC per epoch"),
             "samples_per_s": float(full.best["samples_per_s"]), "train_seconds": full.train_seconds,
             "valid_gauc_watch": float(full.best["valid"]["gauc"]["watch"]),
             "parameters": full.parameters,
@@ -496,12 +508,14 @@ class RankedRecommendationsConfig(dg.Config):
     """torch threads while scoring when `workers` is 1 (None: torch's default)."""
 
 
-@dg.asset(group_name=GROUP, deps=[unified_ranker, recall.recall_candidates], kinds={"pytorch", "parquet"})
+@dg.asset(group_name=GROUP, deps=[unified_ranker, recall.recall_candidates], kinds={"pytorch", "parquet"},
+          owners=OWNERS, tags=asset_tags("ranking", "recommendations"))
 def ranked_recommendations(context: dg.AssetExecutionContext, config: RankedRecommendationsConfig,
                            lake: DataLake) -> dg.MaterializeResult:
     """Every evaluated (last_n test) user's merged top-200 candidates re-ranked by the ranker: the final top-N
-    with the ranker's scores and the channels that proposed each item (`ranked.parquet`, what serving reads),
-    and every scored candidate (`scored_candidates.parquet`, for the ranking metrics)."""
+    with the ranker's scores and the channels that proposed each item
+    (`<data>/ranking/recommendations/<protocol>/ranked.parquet`, what serving reads), and every scored candidate
+    (`<data>/ranking/recommendations/<protocol>/scored_candidates.parquet`, for the ranking metrics)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -548,12 +562,14 @@ class RankingMetricsConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(group_name=GROUP, deps=[ranked_recommendations, unified_ranker], kinds={"numpy", "json"})
+@dg.asset(group_name=GROUP, deps=[ranked_recommendations, unified_ranker], kinds={"numpy", "json"}, owners=OWNERS,
+          tags=asset_tags("evaluation", "metrics"))
 def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsConfig, lake: DataLake,
                     movielens: MovieLensSource) -> dg.MaterializeResult:
     """The ranker where it is used: AUC / GAUC / logloss per task on the held-out candidates, and HR / Recall /
     NDCG @ 10, 20, 50 (95% intervals) of the re-ranked lists beside the merged (recall-only) order and every
-    channel, over ALL last_n test users; the ablations beside the full model -> `metrics/ranking.{json,md}`."""
+    channel, over ALL last_n test users; the ablations beside the full model -> `<data>/metrics/ranking.json` and
+    `<data>/metrics/ranking.md` (the table is this asset's `table` metadata)."""
     import json
 
     import pyarrow.parquet as pq

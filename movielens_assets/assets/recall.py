@@ -28,7 +28,8 @@ import dagster as dg
 import numpy as np
 
 from movielens_assets.assets import ingest
-from movielens_assets.assets._metadata import markdown_table
+from movielens_assets.assets._catalog import OWNERS, asset_tags
+from movielens_assets.assets._metadata import markdown_table, png_markdown
 from movielens_assets.core.evaluation.splits import PROTOCOLS, Split, Stage, write_splits
 from movielens_assets.core.recall.itemcf import ItemCFParams
 from movielens_assets.core.recall.runner import (
@@ -98,22 +99,34 @@ def channel_metadata(lake: DataLake, run: ChannelRunStats, first: str) -> dict[s
     return metadata
 
 
-def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dict[str, ChannelFactory]
-                ) -> dg.MaterializeResult:
+def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dict[str, ChannelFactory],
+                curve_plot: Path | None = None) -> dg.MaterializeResult:
     """`core.recall.runner.run_channels` on the lake's DuckDB connection, its stats as metadata
     (`channel_metadata`): each channel fitted on every stage of every protocol, saved, its candidates written
     for the stage's users. A factory is called as `make(split)` when it takes a required positional
-    parameter, else `make()`."""
+    parameter, else `make()`. With `curve_plot`, the fits' loss curves are plotted there and shown inline
+    (`training_curve_plot`: the path, `training_curve_chart`: the image)."""
     with lake.duckdb() as con:
         run = run_channels(recall_paths(lake), channels, con, progress=context.log.info)
-    return dg.MaterializeResult(metadata=channel_metadata(lake, run, next(iter(channels))))
+    metadata = channel_metadata(lake, run, next(iter(channels)))
+    if curve_plot is not None and run.curves:
+        from movielens_assets.core.reports.curves import loss_curves_png
+
+        loss_curves_png({key: curve["loss_per_epoch"] for key, curve in run.curves.items()}, curve_plot,
+                        title=f"{', '.join(channels)}: training loss per epoch of each fit")
+        metadata["training_curve_plot"] = dg.MetadataValue.path(str(curve_plot))
+        metadata["training_curve_chart"] = png_markdown(curve_plot, "training loss per epoch")
+    return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(group_name=GROUP, deps=[ingest.ratings], kinds={"duckdb", "parquet"})
+@dg.asset(group_name=GROUP, deps=[ingest.ratings], kinds={"duckdb", "parquet"}, owners=OWNERS,
+          tags=asset_tags("data", "split"))
 def splits(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
-    """Train / test per protocol: `last_n` (each user's last 3 interactions) and `global_time`
-    (80/10/10 global time cut), with the IdMap of each protocol built from its train file; and the window
-    stage of each protocol (last_n: each user's last 3 train rows, `last_n/window/`; global_time: valid)."""
+    """The ratings split into what models learn from and what they are evaluated on, per protocol: `last_n`
+    (each user's last 3 interactions are test) and `global_time` (80/10/10 global time cut) ->
+    `<data>/recall/splits/<protocol>/{train,test}.parquet` (+ `valid.parquet` for global_time) and `ids/` (the
+    protocol's IdMap, built from its train file); and the window stage of each protocol (last_n: each user's
+    last 3 train rows, `<data>/recall/splits/last_n/window/{train,valid}.parquet`; global_time: valid)."""
     with lake.duckdb() as con:
         counts = write_splits(con, lake.processed("ratings"), splits_dir(lake))
     for protocol, c in counts.items():
@@ -132,10 +145,15 @@ class PopularityConfig(dg.Config):
     """Window (before the last training timestamp) of the `popularity_recent` variant."""
 
 
-@dg.asset(group_name=GROUP, deps=[splits], kinds={"numpy", "parquet"})
+@dg.asset(group_name=GROUP, deps=[splits], kinds={"numpy", "parquet"}, owners=OWNERS,
+          tags=asset_tags("recall", "candidates"))
 def popularity_recall(context: dg.AssetExecutionContext, config: PopularityConfig, lake: DataLake
                       ) -> dg.MaterializeResult:
-    """Most popular unseen items: overall (`popularity`) and within a recent window (`popularity_recent`)."""
+    """Recall channel: the most popular items each user has not seen, overall (`popularity`) and within a recent
+    window (`popularity_recent`), 200 per user of each stage ->
+    `<data>/recall/candidates/<protocol>/popularity.parquet` and `popularity_recent.parquet` (test users),
+    `.../<protocol>/window/...` (window users): user_id, movie_id, rank, score; the fitted channels in
+    `<data>/models/recall/<protocol>/[window/]<channel>/`."""
     from movielens_assets.core.recall.popularity import PopularityRecall
 
     return run_channel(context, lake, {
@@ -155,9 +173,14 @@ class ItemCFConfig(dg.Config):
     recency: float = ItemCFParams.recency
 
 
-@dg.asset(group_name=GROUP, deps=[splits], kinds={"numpy", "parquet"})
+@dg.asset(group_name=GROUP, deps=[splits], kinds={"numpy", "parquet"}, owners=OWNERS,
+          tags=asset_tags("recall", "candidates"))
 def itemcf_recall(context: dg.AssetExecutionContext, config: ItemCFConfig, lake: DataLake) -> dg.MaterializeResult:
-    """Item-item co-occurrence (inverse user activity, truncated histories, time decay), top-N neighbours."""
+    """Recall channel: item-based collaborative filtering — items that co-occur with the user's recent items
+    (inverse user activity, truncated histories, time decay, top-N neighbours), 200 unseen items per user of
+    each stage -> `<data>/recall/candidates/<protocol>/itemcf.parquet` (test users) and
+    `.../<protocol>/window/itemcf.parquet` (window users): user_id, movie_id, rank, score; the fitted neighbours
+    in `<data>/models/recall/<protocol>/[window/]itemcf/`."""
     from movielens_assets.core.recall.itemcf import ItemCFRecall
 
     params = ItemCFParams(**config.model_dump())
@@ -209,11 +232,16 @@ class TwoTowerAssetConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(group_name=GROUP, deps=[splits, ingest.movies, "item_embeddings"], kinds={"pytorch", "faiss", "parquet"})
+@dg.asset(group_name=GROUP, deps=[splits, ingest.movies, "item_embeddings"], kinds={"pytorch", "faiss", "parquet"},
+          owners=OWNERS, tags=asset_tags("recall", "candidates"))
 def two_tower_recall(context: dg.AssetExecutionContext, config: TwoTowerAssetConfig, lake: DataLake,
                      torch_device: TorchDevice) -> dg.MaterializeResult:
-    """Two-tower retrieval (in-batch softmax, logQ correction) with genre / year side features and, when
-    the embedding store has vectors for the current model, the items' semantic embeddings."""
+    """Recall channel: a two-tower neural retriever (user tower over the history, item tower over id, genres,
+    year and, when the embedding store has vectors for the current model, the semantic embedding; in-batch
+    softmax with logQ correction), 200 unseen items per user of each stage from a faiss index ->
+    `<data>/recall/candidates/<protocol>/two_tower.parquet` and `.../<protocol>/window/two_tower.parquet`; the
+    model and index in `<data>/models/recall/<protocol>/[window/]two_tower/`; the loss curves plotted in
+    `<data>/reports/two_tower_training_curve.png` (also in this asset's metadata)."""
     import pyarrow.parquet as pq
 
     from movielens_assets.core.recall.semantic import align_embeddings
@@ -244,7 +272,8 @@ def two_tower_recall(context: dg.AssetExecutionContext, config: TwoTowerAssetCon
         return TwoTowerRecall(tt_config, item_genres=multi_hot, item_years=item_years, item_embeddings=emb,
                               item_embedding_mask=mask, device=device)
 
-    result = run_channel(context, lake, {"two_tower": make})
+    result = run_channel(context, lake, {"two_tower": make},
+                         curve_plot=lake.reports_dir / "two_tower_training_curve.png")
     metadata = dict(result.metadata or {})
     metadata.update({"device": device, "config": dg.MetadataValue.json(tt_config.to_dict()),
                      "item_embeddings": embeddings[2].get("model") if embeddings is not None else "none"})
@@ -257,10 +286,14 @@ class SemanticAssetConfig(dg.Config):
     neighbours: int = 100
 
 
-@dg.asset(group_name=GROUP, deps=[splits, "item_embeddings"], kinds={"faiss", "parquet"})
+@dg.asset(group_name=GROUP, deps=[splits, "item_embeddings"], kinds={"faiss", "parquet"}, owners=OWNERS,
+          tags=asset_tags("recall", "candidates"))
 def semantic_recall(context: dg.AssetExecutionContext, config: SemanticAssetConfig, lake: DataLake
                     ) -> dg.MaterializeResult:
-    """Nearest neighbours, in the item-embedding space, of each user's recent items (cold items included)."""
+    """Recall channel: nearest neighbours, in the text-embedding space (`item_embeddings`), of each user's recent
+    items (cold items included), 200 unseen items per user of each stage ->
+    `<data>/recall/candidates/<protocol>/semantic.parquet` and `.../<protocol>/window/semantic.parquet`; the
+    index in `<data>/models/recall/<protocol>/[window/]semantic/`."""
     from movielens_assets.core.recall.semantic import SemanticConfig, SemanticRecall, align_embeddings
 
     embeddings = stored_item_embeddings(lake)
@@ -302,11 +335,14 @@ def merge_weights_path(lake: DataLake, protocol: str) -> Path:
     return recall_paths(lake).merge_weights(protocol)
 
 
-@dg.asset(group_name=GROUP, deps=[f"{c}_recall" for c in RECALL_CHANNELS], kinds={"duckdb", "parquet"})
+@dg.asset(group_name=GROUP, deps=[f"{c}_recall" for c in RECALL_CHANNELS], kinds={"duckdb", "parquet"},
+          owners=OWNERS, tags=asset_tags("recall", "candidates"))
 def recall_candidates(context: dg.AssetExecutionContext, config: MergeConfig, lake: DataLake) -> dg.MaterializeResult:
-    """Per user of each stage: the channels' lists merged (RRF with channel weights tuned on the protocol's
-    window; an equal-weight quota merge beside it for the test users), de-duplicated, with every channel's
-    rank and score (`core.recall.runner.merge_channels`)."""
+    """The candidates the ranker re-ranks: per user of each stage, the channels' lists merged (RRF with channel
+    weights tuned on the protocol's window; an equal-weight quota merge beside it for the test users),
+    de-duplicated, with every channel's rank and score (`core.recall.runner.merge_channels`) ->
+    `<data>/recall/candidates/<protocol>/merged.parquet` (+ `merged_quota.parquet`),
+    `.../<protocol>/window/merged.parquet` and the tuned weights in `.../<protocol>/merge_weights.json`."""
     # the lake's memory bound and spill directory; merges go a chunk of users at a time (bounded at any scale)
     with lake.duckdb() as con:
         run = merge_channels(recall_paths(lake), con, MergeParams(**config.model_dump()),
@@ -342,12 +378,14 @@ class MetricsConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(group_name=GROUP, deps=[recall_candidates], kinds={"numpy", "json"})
+@dg.asset(group_name=GROUP, deps=[recall_candidates], kinds={"numpy", "json"}, owners=OWNERS,
+          tags=asset_tags("evaluation", "metrics"))
 def recall_metrics(context: dg.AssetExecutionContext, config: MetricsConfig, lake: DataLake,
                    movielens: MovieLensSource) -> dg.MaterializeResult:
     """HR / Recall / NDCG @ 10, 20, 50, 100 (+ bootstrap 95% CI), coverage and popularity of every
-    channel and the merged list, over ALL test users of both protocols -> `metrics/recall.json`
-    (`core.recall.runner.evaluate_channels`)."""
+    channel and the merged list, over ALL test users of both protocols -> `<data>/metrics/recall.json` and
+    `<data>/metrics/recall.md` (`core.recall.runner.evaluate_channels`; the table is this asset's `table`
+    metadata)."""
     from movielens_assets.core.data.atomic import atomic_write_text
 
     with lake.duckdb() as con:

@@ -20,6 +20,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from movielens_assets.assets import ingest as ingest_assets
+from movielens_assets.assets._catalog import OWNERS, asset_tags
 from movielens_assets.assets._metadata import markdown_table, parquet_table_metadata
 from movielens_assets.core.tmdb.client import TMDbAuthError
 from movielens_assets.core.tmdb.enrich import (
@@ -165,6 +166,8 @@ def _report_metadata(report: EnrichReport) -> dict[str, Any]:
     group_name=GROUP,
     deps=[ingest_assets.links, ingest_assets.movielens_raw],
     kinds={"python", "json"},
+    owners=OWNERS,
+    tags=asset_tags("data", "raw"),
 )
 def tmdb_raw(
     context: dg.AssetExecutionContext,
@@ -173,7 +176,8 @@ def tmdb_raw(
     movielens: MovieLensSource,
     tmdb: TMDbResource,
 ) -> dg.MaterializeResult:
-    """The TMDb landing zone `raw/tmdb/`: raw movie-detail responses (gzip JSON-lines chunks, append-only).
+    """The TMDb landing zone `<data>/raw/tmdb/`: raw movie-detail responses of The Movie Database (gzip
+    JSON-lines chunks, append-only), the source of the TMDb star tables.
 
     Synthetic datasets: seeded from the generator's payloads. Otherwise a resumable, rate-limited
     crawl of every tmdbId in links (movies without one resolved through /find), and with
@@ -245,7 +249,9 @@ def _coverage_metadata(coverage: dict[str, Any]) -> dict[str, Any]:
             group_name=GROUP,
             deps=[tmdb_raw, ingest_assets.links],
             kinds={"duckdb", "parquet"},
-            description=f"TMDb star schema {spec.kind} `processed/tmdb/{spec.file_name}`: {spec.doc}",
+            owners=OWNERS,
+            tags=asset_tags("data", "table"),
+            description=f"TMDb star schema {spec.kind} `<data>/processed/tmdb/{spec.file_name}`: {spec.doc}",
         )
         for name, spec in STAR_TABLES.items()
     ],

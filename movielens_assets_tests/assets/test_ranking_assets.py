@@ -1,11 +1,14 @@
 """The ranking group on synthetic-tiny: sequences and profiles, then every shard of `ranking_samples` as its
-own partition run (in process and through the real CLI), the blocking checks, one shard rebuilt alone, bad
-partition keys and missing inputs."""
+own partition run (in process and through the real CLI), the blocking checks (passing on the output, failing
+on a corrupted copy of it), one shard rebuilt alone, bad partition keys and missing inputs."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +166,7 @@ def test_ranking_eda_reports_every_feature(lake):
     assert report.startswith("# Ranking EDA — `synthetic-tiny`") and "| `ch_merged_rank` | recall |" in report
     assert "`in_window`" not in report and "`shard`" not in report  # key columns are not features
     assert 0.0 <= meta["auc_watch/i_log_count"].value <= 1.0
+    assert meta["report"].value == report and "| `i_log_count` |" in meta["report"].value  # its table, in the UI
     for group in ("user", "item", "cross", "recall"):
         assert (settings.data_dir / "reports" / f"ranking_eda_{group}.png").stat().st_size > 1000
 
@@ -171,13 +175,15 @@ TINY_RANKER = {"epochs": 1, "max_rows_per_epoch": 20_000, "num_workers": 0, "emb
                "ablations": ["full_same_budget", "no_recall_features"], "ablation_epochs": 1}
 
 
-def test_the_ranker_its_lists_and_metrics(lake):
-    """unified_ranker (+ two ablations), ranked_recommendations and ranking_metrics in one run: the checkpoint
-    check, the final lists (top 50, ranks from the ranker), and ranking.json with every documented key."""
-    import json
+RANKER_CHECKS = {("unified_ranker", "checkpoint_reproduces_validation_scores"),
+                 ("unified_ranker", "finite_parameters_and_training_log"),
+                 ("ranked_recommendations", "valid_recommendation_lists"),
+                 ("ranking_metrics", "ranking_metrics_complete")}
 
-    from movielens_assets.core.ranking.report import LIST_METRICS, missing_keys
 
+@pytest.fixture(scope="module")
+def ranker(lake):
+    """unified_ranker (+ two ablations), ranked_recommendations and ranking_metrics materialized in one run."""
     settings, _, _ = lake
     with dg.instance_for_test() as instance:
         result = materialize(settings, instance, "key:unified_ranker or key:ranked_recommendations or "
@@ -185,14 +191,29 @@ def test_the_ranker_its_lists_and_metrics(lake):
                              {"ops": {"unified_ranker": {"config": TINY_RANKER},
                                       "ranked_recommendations": {"config": {"top_n": 10}}}})
     assert result.success, failure_messages(result)
-    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"checkpoint_reproduces_validation_scores": True, "ranking_metrics_complete": True}
+    return settings, result
+
+
+def test_the_ranker_its_lists_and_metrics(ranker):
+    """The checkpoint and its checks, the final lists (top 10, ranks from the ranker) and their check, and
+    ranking.json with every documented key (its table in the metadata)."""
+    from movielens_assets.core.ranking.report import LIST_METRICS, missing_keys
+
+    settings, result = ranker
+    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {key: True for key in RANKER_CHECKS}
     mats = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
             for e in result.get_asset_materialization_events()}
     ranker = mats["unified_ranker"]
     assert ranker["device"].value == "cpu" and ranker["samples_per_s"].value > 0
     assert [e["epoch"] for e in ranker["training_curve"].value] == [1]
     assert Path(ranker["training_curve_plot"].value).stat().st_size > 1000
+    # the same PNG inline (a data URI in Markdown: the UI's Markdown renderer shows it)
+    chart = ranker["training_curve_chart"].value
+    prefix = "![training loss and validation GAUC per epoch](data:image/png;base64,"
+    assert chart.startswith(prefix) and chart.endswith(")")
+    png = base64.b64decode(chart[len(prefix):-1])
+    assert png == Path(ranker["training_curve_plot"].value).read_bytes() and len(png) < 100_000
     models = settings.data_dir / "models" / "ranking" / "last_n"
     assert {p.name for p in (models / "ablations").iterdir()} == {"full_same_budget", "no_recall_features"}
     for name in ("model.pt", "model_config.json", "vocab.npz", "normalizer.json", "item_tables.npz", "check.npz"):
@@ -214,6 +235,8 @@ def test_the_ranker_its_lists_and_metrics(lake):
     assert set(report["final"]) == set(LIST_METRICS) and "two_tower" in report["channels"]
     assert report["users"] == mats["ranked_recommendations"]["users"].value > 0
     assert "| **final (ranker)** |" in (settings.data_dir / "metrics" / "ranking.md").read_text()
+    table = mats["ranking_metrics"]["table"].value  # the metrics table, shown in the UI
+    assert table == (settings.data_dir / "metrics" / "ranking.md").read_text() and "| **final (ranker)** |" in table
 
 
 def test_ranking_metrics_check_fails_on_a_broken_file(lake, tmp_path):
@@ -229,12 +252,95 @@ def test_ranking_metrics_check_fails_on_a_broken_file(lake, tmp_path):
     assert not result.passed and "protocol" in result.metadata["missing_keys"].value
 
 
+def _rewrite(path: Path, select: str) -> None:
+    """Replace the Parquet file at `path` by `select` over its rows (`src`), keeping its column types."""
+    con = duckdb.connect()
+    tmp = path.with_suffix(".new")
+    con.execute(f"COPY (WITH src AS (SELECT * FROM read_parquet('{path}')) {select}) TO '{tmp}' (FORMAT parquet)")
+    tmp.replace(path)
+
+
+RANKED_CORRUPTIONS = {
+    # the first user's first train movie appended below their list
+    "seen_item": ("ranked", """SELECT * FROM src UNION ALL
+        SELECT t.user_id, t.movie_id, (SELECT max(rank) + 1 FROM src s WHERE s.user_id = t.user_id)::INTEGER,
+               NULL::INTEGER, ['itemcf'], 0.0::FLOAT, 0.0::FLOAT
+        FROM (SELECT user_id, min(movie_id) AS movie_id FROM train WHERE user_id = (SELECT min(user_id) FROM src)
+              GROUP BY 1) t""", "ranked last_n: 1 candidates already in the user's train split"),
+    "nan_probability": ("scored_candidates", "SELECT * REPLACE (CASE WHEN rank = 2 THEN 'nan'::FLOAT ELSE p_like END "
+                                             "AS p_like) FROM src", "non-finite or NULL p_like values"),
+    "above_one": ("ranked", "SELECT * REPLACE (CASE WHEN rank = 1 THEN 1.5::FLOAT ELSE p_watch END AS p_watch) "
+                            "FROM src", "p_watch values outside [0, 1]"),
+    "misordered": ("ranked", "SELECT * REPLACE (CASE WHEN rank = 1 THEN 2 WHEN rank = 2 THEN 1 ELSE rank END AS rank) "
+                             "FROM src WHERE user_id = (SELECT min(user_id) FROM src)",
+                   "p_watch is above that of the row ranked before them"),
+    "missing_column": ("ranked", "SELECT * EXCLUDE (channels) FROM src", "ranked last_n: missing column(s) channels"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RANKED_CORRUPTIONS))
+def test_recommendation_check_fails_on_a_corrupted_file(ranker, tmp_path, case):
+    """A copy of the materialized recommendations passes `valid_recommendation_lists`; a corrupted file fails it,
+    named with what is wrong in the check's description."""
+    from movielens_assets.checks.ranking import valid_recommendation_lists
+    from movielens_assets.resources import DataLake
+
+    settings, _ = ranker
+    copy = DataLake(root=str(tmp_path / "lake"))
+    for part in ("recall/splits/last_n", "ranking/recommendations/last_n"):
+        shutil.copytree(settings.data_dir / part, copy.root_path / part)
+    assert valid_recommendation_lists(copy).passed
+    name, select, phrase = RANKED_CORRUPTIONS[case]
+    train = copy.recall_dir / "splits" / "last_n" / "train.parquet"
+    _rewrite(copy.ranking_dir / "recommendations" / "last_n" / f"{name}.parquet",
+             select.replace("FROM train", f"FROM read_parquet('{train}')"))
+    result = valid_recommendation_lists(copy)
+    assert not result.passed and phrase in result.description, result.description
+    assert result.description.startswith(f"{name} last_n: ") and result.metadata["failed_files"].value == 1
+
+
+def test_ranker_check_fails_on_a_nan_weight_an_empty_log_or_no_plot(ranker, tmp_path):
+    """A copy of the trained checkpoints passes `finite_parameters_and_training_log`; a NaN weight in the full
+    model, an ablation without its training log, or the missing training-curve plot each fail it."""
+    import torch
+
+    from movielens_assets.checks.ranking import finite_parameters_and_training_log
+    from movielens_assets.resources import DataLake
+
+    settings, _ = ranker
+    copy = DataLake(root=str(tmp_path / "lake"))
+    models = copy.models_dir / "ranking" / "last_n"
+    shutil.copytree(settings.data_dir / "models" / "ranking" / "last_n", models)
+    good = finite_parameters_and_training_log(copy)
+    assert good.passed and good.metadata["models"].value == 3 and good.metadata["parameters"].value > 0
+
+    state = torch.load(models / "unified_ranker" / "model.pt", weights_only=True)
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    state[name].view(-1)[0] = float("nan")
+    torch.save(state, models / "unified_ranker" / "model.pt")
+    result = finite_parameters_and_training_log(copy)
+    assert not result.passed and result.description == f"unified_ranker last_n: 1 non-finite weights in {name}"
+
+    shutil.copytree(settings.data_dir / "models" / "ranking" / "last_n" / "unified_ranker", models / "unified_ranker",
+                    dirs_exist_ok=True)
+    meta_path = models / "ablations" / "no_recall_features" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["training_log"]["epochs"] = []
+    meta_path.write_text(json.dumps(meta))
+    result = finite_parameters_and_training_log(copy)
+    assert not result.passed
+    assert result.description == "no_recall_features last_n: empty training log (meta.json has no epoch)"
+
+    shutil.copytree(settings.data_dir / "models" / "ranking" / "last_n", models, dirs_exist_ok=True)
+    (models / "unified_ranker" / "training_curve.png").unlink()
+    result = finite_parameters_and_training_log(copy)
+    assert not result.passed and "no training curve plot" in result.description
+
+
 @pytest.mark.slow
 def test_cli_trains_the_ranker_and_computes_its_metrics(lake, tmp_path):
     """`dagster asset materialize --select unified_ranker` then `... ranked_recommendations,ranking_metrics`,
     the real CLI (a run config through --config-json), on the built lake."""
-    import json
-
     settings, _, _ = lake
     home = tmp_path / "home"
     home.mkdir()

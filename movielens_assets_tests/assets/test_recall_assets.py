@@ -1,9 +1,11 @@
 """The recall group end to end on synthetic-tiny (with the features group and a tiny 32-d text model, so
-that the two_tower and semantic channels run): ids round-trip, seen items excluded, metrics file shape."""
+that the two_tower and semantic channels run): ids round-trip, seen items excluded, metrics file shape, the
+blocking checks pass on the output and fail on a corrupted copy of it."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import duckdb
 import pytest
@@ -14,6 +16,9 @@ from movielens_assets_tests.helpers import FAST_TWO_TOWER, make_settings, materi
 RECALL = {"splits", "popularity_recall", "itemcf_recall", "two_tower_recall", "semantic_recall",
           "recall_candidates", "recall_metrics"}
 NEW_CHANNELS = ("two_tower", "semantic")
+RECALL_CHECKS = {("splits", "no_time_leakage"), *((f"{c}_recall", "valid_candidate_lists")
+                                                  for c in ("popularity", "itemcf", "two_tower", "semantic")),
+                 ("recall_candidates", "valid_candidate_lists")}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +33,10 @@ def lake(tmp_path_factory, tiny_model_dir):
         assert result.success, [e.message for e in result.all_events if e.is_failure]
         mats = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
                 for e in result.get_asset_materialization_events()}
-        checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert RECALL <= set(mats) and checks["no_time_leakage"]
+        checks = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
+    assert RECALL <= set(mats)
+    assert {k for k in checks if k[0] in RECALL} == RECALL_CHECKS
+    assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items() if not c.passed}
     return settings.data_dir, mats
 
 
@@ -204,3 +211,105 @@ def test_merge_weights_tuned_on_each_protocols_window(lake):
             (bad,) = con.execute(f"""SELECT count(*) FROM read_parquet('{merged}')
                                      WHERE (rank_itemcf IS NULL) <> (score_itemcf IS NULL)""").fetchone()
             assert bad == 0
+
+
+def _candidates_check(asset: str):
+    import dagster as dg
+
+    from movielens_assets.checks.recall import recall_checks
+
+    key = dg.AssetCheckKey(dg.AssetKey(asset), "valid_candidate_lists")
+    return next(c for c in recall_checks if key in c.check_keys)
+
+
+def _rewrite(path, select: str) -> None:
+    """Replace the Parquet file at `path` by `select` over its rows (`src`), keeping its column types."""
+    con = duckdb.connect()
+    tmp = path.with_suffix(".new")
+    con.execute(f"COPY (WITH src AS (SELECT * FROM read_parquet('{path}')) {select}) TO '{tmp}' (FORMAT parquet)")
+    tmp.replace(path)
+
+
+# each: the asset whose check reads the file, the file (protocol/[window/]name), the corruption (SQL over `src`;
+# `train` is the stage's train split), the phrase expected in the check's one-line description
+CORRUPTIONS = {
+    "seen_item": (
+        "itemcf_recall", "last_n/window/itemcf",
+        # the first window user's first train movie appended at the end of their list
+        """SELECT * FROM src UNION ALL
+           SELECT user_id, movie_id, (SELECT max(rank) + 1 FROM src s WHERE s.user_id = t.user_id)::INTEGER,
+                  (SELECT min(score) FROM src s WHERE s.user_id = t.user_id)
+           FROM (SELECT user_id, min(movie_id) AS movie_id FROM train
+                 WHERE user_id = (SELECT min(user_id) FROM src) GROUP BY 1) t""",
+        "itemcf last_n/window: 1 candidates already in the user's train split"),
+    "nan_score": (
+        "two_tower_recall", "global_time/two_tower",
+        "SELECT * REPLACE (CASE WHEN rank = 3 THEN 'nan'::FLOAT ELSE score END AS score) FROM src",
+        "two_tower global_time: "),
+    "missing_column": (
+        "semantic_recall", "last_n/semantic", "SELECT * EXCLUDE (score) FROM src",
+        "semantic last_n: missing column(s) score"),
+    "rank_gap": (
+        "popularity_recall", "global_time/window/popularity_recent",
+        "SELECT * REPLACE (CASE WHEN rank > 5 THEN rank + 1 ELSE rank END AS rank) FROM src",
+        "popularity_recent global_time/window: "),
+    "merged_unpaired": (
+        "recall_candidates", "last_n/merged",
+        "SELECT * REPLACE (CASE WHEN rank = 1 THEN NULL ELSE score_itemcf END AS score_itemcf) FROM src",
+        "merged last_n: "),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_candidate_checks_fail_on_a_corrupted_file(lake, tmp_path, case):
+    """A copy of the materialized recall files passes every candidate check; one corrupted file fails its
+    asset's check, which names the file and what is wrong in its description and metadata."""
+    from movielens_assets.resources import DataLake
+
+    root, _ = lake
+    copy = DataLake(root=str(tmp_path / "lake"))
+    shutil.copytree(root / "recall", copy.recall_dir)
+    asset, name, corruption, phrase = CORRUPTIONS[case]
+    check = _candidates_check(asset)
+    before = check(copy)
+    assert before.passed and before.description is None and before.metadata["failed_files"].value == 0
+
+    protocol, *rest = name.split("/")
+    split = copy.recall_dir / "splits" / protocol / ("window" if rest[0] == "window" and protocol == "last_n" else "")
+    path = copy.recall_dir / "candidates" / f"{name}.parquet"
+    _rewrite(path, corruption.replace("FROM train", f"FROM read_parquet('{split / 'train.parquet'}')"))
+    after = check(copy)
+    assert not after.passed and after.description.startswith(phrase), after.description
+    assert after.metadata["failed_files"].value == 1
+    label = phrase.split(":")[0]
+    assert not after.metadata["results"].value[label]["passed"]
+    assert f"| `{label}` |" in after.metadata["files_table"].value
+    if case == "nan_score":
+        assert "non-finite or NULL score values" in after.description
+    if case == "rank_gap":
+        assert "users whose ranks are not 1..n" in after.description
+    if case == "merged_unpaired":
+        assert "rows with only one of rank_itemcf / score_itemcf set" in after.description
+
+
+def test_the_two_tower_training_curve_is_shown_inline(lake):
+    import base64
+
+    root, mats = lake
+    tt = mats["two_tower_recall"]
+    png = root / "reports" / "two_tower_training_curve.png"
+    assert tt["training_curve_plot"].value == str(png)
+    chart = tt["training_curve_chart"].value
+    prefix = "![training loss per epoch](data:image/png;base64,"
+    assert chart.startswith(prefix) and chart.endswith(")")
+    data = base64.b64decode(chart[len(prefix):-1])
+    assert data == png.read_bytes() and data.startswith(b"\x89PNG") and 1_000 < len(data) < 100_000
+
+
+def test_a_png_too_large_to_inline_is_named_by_its_path(tmp_path):
+    from movielens_assets.assets._metadata import png_markdown
+
+    path = tmp_path / "big.png"
+    path.write_bytes(b"\x89PNG" + bytes(300_000))
+    text = png_markdown(path, "big").value
+    assert "data:" not in text and str(path) in text and "too large to show inline" in text

@@ -337,11 +337,18 @@ def merge_channels(paths: RecallPaths, con: duckdb.DuckDBPyConnection, params: M
 
 # -------------------------------------------------------------------------------------------- evaluation
 
-def evaluated_channels(paths: RecallPaths, protocol: str) -> list[str]:
-    """Known channels whose candidate file exists (a stale file of an unknown name is ignored)."""
+def merged_list_names(stage: str) -> tuple[str, ...]:
+    """The merged lists `merge_channels` writes for `stage`: `merged` (RRF with the tuned weights) and, for the
+    test stage, `merged_<method>` for every other method of `core.recall.merge.METHODS` (equal weights)."""
     from movielens_assets.core.recall.merge import METHODS
 
-    merged = [MERGED] + [f"{MERGED}_{m}" for m in METHODS if m != MERGE_DEFAULT]
+    others = tuple(f"{MERGED}_{m}" for m in METHODS if m != MERGE_DEFAULT) if stage == "test" else ()
+    return (MERGED, *others)
+
+
+def evaluated_channels(paths: RecallPaths, protocol: str) -> list[str]:
+    """Known channels whose candidate file exists (a stale file of an unknown name is ignored)."""
+    merged = merged_list_names("test")
     return [c for c in (*RECALL_CHANNELS, *EXTRA_CHANNELS, *merged) if paths.candidates(protocol, c).exists()]
 
 
