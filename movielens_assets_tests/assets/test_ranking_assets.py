@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from movielens_assets.assets.ranking import SAMPLE_CHECKS
-from movielens_assets_tests.helpers import FAST_TWO_TOWER, failure_messages, make_settings, materialize
+from movielens_assets_tests.helpers import FAST_TWO_TOWER, TINY_RANKER, failure_messages, make_settings, materialize
 
 KEYS = ("00", "01", "02")
 UPSTREAM = ("group:ingest or group:tmdb or group:features or group:recall or key:user_sequences "
@@ -169,10 +169,6 @@ def test_ranking_eda_reports_every_feature(lake):
     assert meta["report"].value == report and "| `i_log_count` |" in meta["report"].value  # its table, in the UI
     for group in ("user", "item", "cross", "recall"):
         assert (settings.data_dir / "reports" / f"ranking_eda_{group}.png").stat().st_size > 1000
-
-
-TINY_RANKER = {"epochs": 1, "max_rows_per_epoch": 20_000, "num_workers": 0, "embed_dim": 8,
-               "ablations": ["full_same_budget", "no_recall_features"], "ablation_epochs": 1}
 
 
 RANKER_CHECKS = {("unified_ranker", "checkpoint_reproduces_validation_scores"),
