@@ -41,6 +41,8 @@ def _check_name(table: str, rule: str) -> str:
     """The asset check's name of a verified rule (the names the checks have always had)."""
     if rule == quality.RATING_RULE:
         return "rating_domain"
+    if rule.endswith("(positive integers)"):
+        return "positive_ids"
     if rule.startswith("unique"):
         return "unique_user_movie" if table == "ratings" else "unique_movie_id"
     return "no_null_ids"

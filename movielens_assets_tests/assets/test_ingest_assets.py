@@ -116,7 +116,8 @@ def test_single_table_rules_are_reported_by_the_ingest_without_a_second_scan(tmp
     evaluations = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
     for key in (("ratings", "unique_user_movie"), ("ratings", "rating_domain"), ("ratings", "no_null_ids"),
                 ("movies", "unique_movie_id"), ("movies", "no_null_ids"), ("links", "unique_movie_id"),
-                ("tags", "no_null_ids"), ("ratings", "rated_movies_exist")):
+                ("tags", "no_null_ids"), ("ratings", "positive_ids"), ("movies", "positive_ids"),
+                ("tags", "positive_ids"), ("links", "positive_ids"), ("ratings", "rated_movies_exist")):
         assert evaluations[key].passed, key
     ratings_dup = evaluations[("ratings", "unique_user_movie")].metadata
     assert ratings_dup["rule"].value == "unique (user_id, movie_id)" and ratings_dup["violations"].value == 0
@@ -125,9 +126,11 @@ def test_single_table_rules_are_reported_by_the_ingest_without_a_second_scan(tmp
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     ratings_checks = {k.name for k in graph.get_check_keys_for_assets({dg.AssetKey("ratings")})}
-    assert ratings_checks == {"unique_user_movie", "rating_domain", "no_null_ids", "rated_movies_exist"}
+    assert ratings_checks == {"unique_user_movie", "rating_domain", "no_null_ids", "positive_ids",
+                              "rated_movies_exist"}
     in_body = {spec.name for spec in defs.resolve_assets_def(dg.AssetKey("ratings")).check_specs}
-    assert in_body >= {"unique_user_movie", "rating_domain", "no_null_ids"} and "rated_movies_exist" not in in_body
+    assert in_body >= {"unique_user_movie", "rating_domain", "no_null_ids", "positive_ids"}
+    assert "rated_movies_exist" not in in_body
 
 
 def test_ratings_alone_on_a_fresh_lake_says_which_table_to_materialize(tmp_path, instance):

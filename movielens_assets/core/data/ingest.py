@@ -53,6 +53,8 @@ class CsvTable:
     not_null: tuple[str, ...]
     unique: tuple[str, ...]
     allow_empty: bool
+    positive: tuple[str, ...] = ()
+    """Id columns that must be positive integers (MovieLens ids start at 1): zero or negative is an error."""
 
     @property
     def header(self) -> list[str]:
@@ -86,6 +88,7 @@ RATINGS = CsvTable(
     not_null=("user_id", "movie_id", "rating", "timestamp"),
     unique=("user_id", "movie_id"),
     allow_empty=False,
+    positive=("user_id", "movie_id"),
 )
 MOVIES = CsvTable(
     name="movies",
@@ -101,6 +104,7 @@ MOVIES = CsvTable(
     not_null=("movie_id", "title"),
     unique=("movie_id",),
     allow_empty=False,
+    positive=("movie_id",),
 )
 TAGS = CsvTable(
     name="tags",
@@ -114,6 +118,7 @@ TAGS = CsvTable(
     not_null=("user_id", "movie_id", "timestamp"),
     unique=(),
     allow_empty=True,
+    positive=("user_id", "movie_id"),
 )
 LINKS = CsvTable(
     name="links",
@@ -128,6 +133,7 @@ LINKS = CsvTable(
     not_null=("movie_id",),
     unique=("movie_id",),
     allow_empty=True,
+    positive=("movie_id",),
 )
 TABLES: dict[str, CsvTable] = {t.name: t for t in (RATINGS, MOVIES, TAGS, LINKS)}
 
@@ -148,10 +154,12 @@ class IngestResult:
 
 
 def verified_rules(spec: CsvTable) -> tuple[quality.Violation, ...]:
-    """What a successful `ingest_csv` of `spec` guarantees: its key unique, its required columns non-NULL and
-    (ratings) every rating on the half-star domain."""
+    """What a successful `ingest_csv` of `spec` guarantees: its key unique, its required columns non-NULL, its
+    ids positive and (ratings) every rating on the half-star domain."""
     rules = [quality.unique_rule(spec.unique)] if spec.unique else []
     rules.append(quality.not_null_rule(spec.not_null))
+    if spec.positive:
+        rules.append(quality.positive_rule(spec.positive))
     if spec.name == "ratings":
         rules.append(quality.RATING_RULE)
     return tuple(quality.Violation(rule, 0) for rule in rules)
@@ -245,6 +253,19 @@ def _explain_row_violations(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_
             f"{csv_path}: {nulls.count} row(s) with an empty value in required field(s) "
             f"{', '.join(cols)} ({shown}); expected a value in every row"
         )
+    if spec.positive:
+        bad = quality.bad_id_sql(spec.positive)
+        (n_bad,) = one_row(con.execute(f"SELECT count(*) FROM read_parquet({sql_str(parquet)}) WHERE {bad}"))
+        if n_bad:
+            cols = ", ".join(spec.positive)
+            lines = _locate(spec, csv_path, bad, cols)
+            shown = "; ".join(f"line {r[0]}: " + ", ".join(f"{c}={v}" for c, v in zip(spec.positive, r[1:],
+                                                                                     strict=True))
+                              for r in lines)
+            raise DataValidationError(
+                f"{csv_path}: {n_bad} row(s) with a zero or negative id in ({cols}) ({shown}); expected positive "
+                "integers, as in every MovieLens release"
+            )
     if spec.name == "ratings":
         dom = quality.rating_domain(con, parquet)
         if not dom.ok:
@@ -264,7 +285,8 @@ def _validate(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, pa
             f"{csv_path}: no data rows after the header; the {spec.name} table must not be empty"
         )
     is_ratings = spec.name == "ratings"
-    if not rows_checked and quality.any_violation(con, parquet, list(spec.not_null), rating=is_ratings):
+    if not rows_checked and quality.any_violation(con, parquet, list(spec.not_null), rating=is_ratings,
+                                                  positive=spec.positive):
         _explain_row_violations(con, spec, csv_path, parquet)
     if spec.unique:
         dup = (
@@ -332,13 +354,14 @@ def ingest_csv(
                         verified=verified_rules(spec))
 
 
-_ROW_RULE_ERROR = "movielens-ingest: a row breaks a NOT NULL or rating-domain rule"
+_ROW_RULE_ERROR = "movielens-ingest: a row breaks a NOT NULL, positive-id or rating-domain rule"
 
 
 def _guarded(spec: CsvTable, select: str) -> str:
-    """`select` that raises `_ROW_RULE_ERROR` on the first row with a NULL required field or (ratings) a
-    rating off the half-star domain -- evaluated inside the parallel COPY pipeline."""
+    """`select` that raises `_ROW_RULE_ERROR` on the first row with a NULL required field, a zero or negative
+    id or (ratings) a rating off the half-star domain -- evaluated inside the parallel COPY pipeline."""
     conds = ([f"{c} IS NULL" for c in spec.not_null]
+             + ([f"({quality.bad_id_sql(spec.positive)})"] if spec.positive else [])
              + ([f"({quality.BAD_RATING_SQL})"] if spec.name == "ratings" else []))
     if not conds:
         return select

@@ -20,6 +20,16 @@ RATING_RULE = f"rating in {RATING_DOMAIN_TEXT}"
 BAD_RATING_SQL = "rating IS NOT NULL AND (rating < 0.5 OR rating > 5.0 OR rating * 2 <> round(rating * 2))"
 
 
+def positive_rule(columns: list[str] | tuple[str, ...]) -> str:
+    """Ids are positive integers, as in every MovieLens release."""
+    return f"({', '.join(columns)}) > 0 (positive integers)"
+
+
+def bad_id_sql(columns: list[str] | tuple[str, ...]) -> str:
+    """SQL true on a row whose id in `columns` is zero or negative (NULL is the NOT NULL rule's)."""
+    return " OR ".join(f"{c} <= 0" for c in columns)
+
+
 @dataclass(frozen=True)
 class Violation:
     rule: str
@@ -206,11 +216,13 @@ def orphan_references(
 
 
 def any_violation(
-    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], not_null: list[str], rating: bool
+    con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], not_null: list[str], rating: bool,
+    positive: list[str] | tuple[str, ...] = (),
 ) -> bool:
-    """One scan: is any of `not_null` NULL somewhere, or (with `rating`) any rating off the domain?
-    The fast path of ingestion; the detailed rules above only run when this says yes."""
-    conds = [f"{c} IS NULL" for c in not_null] + ([f"({BAD_RATING_SQL})"] if rating else [])
+    """One scan: is any of `not_null` NULL somewhere, any of `positive` zero or negative, or (with `rating`)
+    any rating off the domain? The fast path of ingestion; the detailed rules above only run when this says yes."""
+    conds = ([f"{c} IS NULL" for c in not_null] + ([f"({bad_id_sql(positive)})"] if positive else [])
+             + ([f"({BAD_RATING_SQL})"] if rating else []))
     if not conds:
         return False
     return bool(one_row(con.execute(f"SELECT count(*) FROM {_src(path)} WHERE {' OR '.join(conds)}"))[0])

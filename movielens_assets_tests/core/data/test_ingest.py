@@ -214,3 +214,37 @@ def test_duplicate_pairs_fast_path_and_unsorted_fallback(con, tmp_path):
     narrow = [(7, 100), (7, 101), (8, 100), (9, 101), (9, 100), (9, 101)]  # the 32-bit path
     v = quality.duplicate_pairs(con, write_pairs("narrow.parquet", narrow), "user_id", "movie_id")
     assert v.count == 1 and (v.examples[0]["user_id"], v.examples[0]["movie_id"]) == (9, 101)
+
+
+@pytest.mark.parametrize("table, text, expected", [
+    ("ratings", "userId,movieId,rating,timestamp\n1,2,4.0,5\n0,3,3.0,6\n1,-4,2.0,7\n",
+     ["2 row(s) with a zero or negative id in (user_id, movie_id)", "line 3: user_id=0, movie_id=3",
+      "line 4: user_id=1, movie_id=-4"]),
+    ("tags", "userId,movieId,tag,timestamp\n1,2,a,5\n-7,2,b,6\n", ["line 3: user_id=-7, movie_id=2"]),
+    ("movies", "movieId,title,genres\n1,A (1990),Drama\n0,B (1991),Comedy\n", ["line 3: movie_id=0"]),
+    ("links", "movieId,imdbId,tmdbId\n1,112346,9087\n-2,12345678,\n", ["line 3: movie_id=-2"]),
+])
+def test_zero_or_negative_ids_are_refused_naming_the_line(con, tmp_path, table, text, expected):
+    """MovieLens ids are positive integers: zero or negative is an error naming the file, line and value, and
+    the previously stored table stays untouched."""
+    good = {"ratings": RATINGS_OK, "tags": TAGS_OK, "movies": MOVIES_OK, "links": LINKS_OK}[table]
+    write(tmp_path, **{table: good})
+    stored = run(con, tmp_path, table).path
+    before = stored.read_bytes()
+    write(tmp_path, **{table: text})
+    with pytest.raises(DataValidationError) as err:
+        run(con, tmp_path, table)
+    msg = str(err.value)
+    assert f"{table}.csv" in msg and "expected positive integers" in msg
+    for part in expected:
+        assert part in msg, msg
+    assert stored.read_bytes() == before
+    assert sorted(p.name for p in stored.parent.iterdir()) == [f"{table}.parquet"]
+
+
+def test_positive_ids_are_a_verified_rule_of_every_table():
+    for name, spec in ingest.TABLES.items():
+        rules = {v.rule for v in ingest.verified_rules(spec)}
+        assert quality.positive_rule(spec.positive) in rules, name
+        assert "movie_id" in spec.positive
+    assert ingest.TABLES["ratings"].positive == ("user_id", "movie_id")
