@@ -7,7 +7,15 @@ import dagster as dg
 from movielens_assets.assets._catalog import OWNERS, asset_tags
 from movielens_assets.assets._metadata import parquet_table_metadata
 from movielens_assets.core.data import quality
-from movielens_assets.core.data.ingest import DEFAULT_MEMORY_LIMIT, TABLES, CsvTable, ingest_csv, verified_rules
+from movielens_assets.core.data.ingest import (
+    DEFAULT_MEMORY_LIMIT,
+    TABLES,
+    Audit,
+    CsvTable,
+    ingest_csv,
+    references_audit,
+    verified_rules,
+)
 from movielens_assets.resources import DataLake, MovieLensSource
 
 GROUP = "ingest"
@@ -54,16 +62,41 @@ def _write_checks(spec: CsvTable) -> list[dg.AssetCheckSpec]:
             for v in verified_rules(spec)]
 
 
+# Write-audit-publish: a table listed here depends on its parent table (so a run building both builds the parent
+# first) and is published only when every reference resolves in the parent as published; the previous version
+# stays otherwise. Without a published parent the table is published and `rated_movies_exist` (checks/ingest.py)
+# says what to materialize.
+AUDITED_REFERENCES = {"ratings": "movies"}
+
+
+def _audit(spec: CsvTable, lake: DataLake, dataset: str) -> Audit | None:
+    """The audit of `spec` against its published parent; None without one (or when the parent was built from
+    another dataset: then the rated_movies_exist check judges the pair)."""
+    import pyarrow.parquet as pq
+
+    parent = AUDITED_REFERENCES.get(spec.name)
+    if parent is None or not lake.processed(parent).is_file():
+        return None
+    meta = pq.read_schema(lake.processed(parent)).metadata or {}
+    if meta.get(b"movielens.dataset", dataset.encode()) != dataset.encode():
+        return None
+    return references_audit(lake.processed(parent), "movie_id", parent)
+
+
 def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
     # a multi_asset only for `can_subset`: a selection of the table without its checks (a job, the UI) runs
     # the ingest and reports just the selected checks
+    parents = [dg.AssetKey(AUDITED_REFERENCES[spec.name])] if spec.name in AUDITED_REFERENCES else []
+    audited = (f" Published only when every movie_id is in the published `{AUDITED_REFERENCES[spec.name]}` "
+               "(write-audit-publish: otherwise the previous version stays)." if parents else "")
+
     @dg.multi_asset(
         name=spec.name,
-        specs=[dg.AssetSpec(spec.name, group_name=GROUP, deps=[movielens_raw], kinds={"duckdb", "parquet"},
+        specs=[dg.AssetSpec(spec.name, group_name=GROUP, deps=[movielens_raw, *parents], kinds={"duckdb", "parquet"},
                             owners=OWNERS, tags=asset_tags("data", "table"),
                             description=f"The MovieLens `{spec.name}` table -> `<data>/processed/{spec.name}.parquet`: "
                                         f"{spec.filename} parsed, typed, sorted by ({spec.order_by}) and validated "
-                                        "(the rules are this asset's checks).")],
+                                        f"(the rules are this asset's checks).{audited}")],
         check_specs=_write_checks(spec),
         can_subset=True,
     )
@@ -71,7 +104,8 @@ def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
                ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         with lake.duckdb(default_memory_limit=DEFAULT_MEMORY_LIMIT) as con:
             result = ingest_csv(
-                con, spec, movielens.csv_dir(lake.raw_dir), lake.processed(spec.name), dataset=movielens.dataset
+                con, spec, movielens.csv_dir(lake.raw_dir), lake.processed(spec.name), dataset=movielens.dataset,
+                audit=_audit(spec, lake, movielens.dataset),
             )
             metadata = parquet_table_metadata(con, result.path, dataset=movielens.dataset)
         rate = result.rows / result.seconds if result.seconds else 0.0

@@ -57,15 +57,21 @@ def test_optional_files_absent_materialize_empty_with_note(tmp_path, instance):
     assert "| tags | 0 |" in (settings.data_dir / "reports" / "EDA_REPORT.md").read_text()
 
 
-def test_blocking_check_stops_downstream(tmp_path, instance):
-    """A rating that points at a movie missing from movies.csv fails `rated_movies_exist`;
-    the EDA report (downstream) is then not materialized in the same run."""
+def test_ratings_with_unknown_movies_are_not_published_and_stop_downstream(tmp_path, instance):
+    """A rating that points at a movie missing from movies.csv: `ratings` depends on `movies`, so the run builds
+    movies first, audits the staged ratings against it and does not publish them (write-audit-publish); the EDA
+    report (downstream) is then not materialized in the same run."""
     movies_without_4 = "movieId,title,genres\n1,A (1995),Comedy\n2,B (1995),Drama\n3,C (1995),Action\n"
     src = write_movielens_dir(tmp_path / "csv", movies=movies_without_4)
-    result = materialize_all(make_settings(tmp_path, str(src)), instance, "group:ingest")
+    settings = make_settings(tmp_path, str(src))
+    result = materialize_all(settings, instance, "group:ingest")
     assert not result.success
-    assert _checks(result)["ratings:rated_movies_exist"] is False
-    assert "eda_report" not in _materialized(result)
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "ratings")
+    message = str(failure.step_failure_data.error)
+    assert "ratings.parquet not published: 1 movie_id value(s) absent from movies" in message
+    assert "e.g. movie_id 4" in message and "nothing was published" in message
+    assert not (settings.data_dir / "processed" / "ratings.parquet").exists()
+    assert "eda_report" not in _materialized(result) and "ratings" not in _materialized(result)
 
 
 def test_bad_input_fails_the_asset_and_keeps_previous_table(tmp_path, instance):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -306,6 +307,29 @@ def _validate(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_path: Path, pa
             )
 
 
+Audit = Callable[["duckdb.DuckDBPyConnection", Path, Path], None]
+"""`audit(con, staged, final)`: a rule over the staged (validated, not yet published) file; raising
+`DataValidationError` keeps it from replacing `final` (write-audit-publish)."""
+
+
+def references_audit(parent: Path, key: str = "movie_id", parent_name: str = "movies") -> Audit:
+    """An `Audit`: every `key` of the staged table exists in the published `parent` table (ratings -> movies).
+    The error names how many ids are missing, a few of them, and that the previous version is kept."""
+
+    def audit(con: duckdb.DuckDBPyConnection, staged: Path, final: Path) -> None:
+        v = quality.orphan_references(con, staged, parent, key)
+        if v.ok:
+            return
+        shown = ", ".join(str(e[key]) for e in v.examples)
+        kept = "the previously published table is kept" if final.exists() else "nothing was published"
+        raise DataValidationError(
+            f"{final.name} not published: {v.count} {key} value(s) absent from {parent_name} ({parent}), e.g. "
+            f"{key} {shown}; {kept} ({final}). Add them to {parent_name} (and materialize it) or remove the rows."
+        )
+
+    return audit
+
+
 def ingest_csv(
     con: duckdb.DuckDBPyConnection,
     spec: CsvTable,
@@ -313,8 +337,11 @@ def ingest_csv(
     out_path: Path,
     *,
     dataset: str,
+    audit: Audit | None = None,
 ) -> IngestResult:
-    """Parse, type, sort and validate `csv_dir/<spec.filename>` into `out_path` (atomically)."""
+    """Parse, type, sort and validate `csv_dir/<spec.filename>` into `out_path` (atomically). `audit`, when
+    given, runs on the staged file after the table's own rules and before it replaces `out_path`
+    (write-audit-publish): on failure `out_path` keeps its previous version."""
     start = time.perf_counter()
     csv_path = Path(csv_dir) / spec.filename
     kv = {"movielens.dataset": dataset, "movielens.table": spec.name}
@@ -348,6 +375,8 @@ def ingest_csv(
             _raise_rejects(con, spec, csv_path, rejects)
             rows = parquet_row_count(con, tmp)
             _validate(con, spec, csv_path, tmp, rows, rows_checked=rows_checked)
+            if audit is not None:
+                audit(con, tmp, Path(out_path))
     finally:
         _drop_rejects(con, rejects)
     return IngestResult(spec.name, out_path, int(rows), csv_path, time.perf_counter() - start,
