@@ -258,13 +258,13 @@ def _explain_row_violations(con: duckdb.DuckDBPyConnection, spec: CsvTable, csv_
         bad = quality.bad_id_sql(spec.positive)
         (n_bad,) = one_row(con.execute(f"SELECT count(*) FROM read_parquet({sql_str(parquet)}) WHERE {bad}"))
         if n_bad:
-            cols = ", ".join(spec.positive)
-            lines = _locate(spec, csv_path, bad, cols)
+            id_cols = ", ".join(spec.positive)
+            lines = _locate(spec, csv_path, bad, id_cols)
             shown = "; ".join(f"line {r[0]}: " + ", ".join(f"{c}={v}" for c, v in zip(spec.positive, r[1:],
                                                                                      strict=True))
                               for r in lines)
             raise DataValidationError(
-                f"{csv_path}: {n_bad} row(s) with a zero or negative id in ({cols}) ({shown}); expected positive "
+                f"{csv_path}: {n_bad} row(s) with a zero or negative id in ({id_cols}) ({shown}); expected positive "
                 "integers, as in every MovieLens release"
             )
     if spec.name == "ratings":
