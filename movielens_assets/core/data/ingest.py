@@ -418,6 +418,10 @@ def _copy(
     except Exception as exc:  # duckdb.Error and subclasses: re-raise naming the output
         import duckdb
 
+        if isinstance(exc, duckdb.Error) and "No space left on device" in str(exc):  # the disk, not the data
+            import errno
+
+            raise OSError(errno.ENOSPC, f"No space left on device: {exc}", str(path)) from exc
         if isinstance(exc, duckdb.Error):
             where = f"{source}: " if source else ""
             raise DataValidationError(f"{where}could not be converted to Parquet: {exc}") from exc
