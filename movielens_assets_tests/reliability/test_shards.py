@@ -157,8 +157,7 @@ def test_a_truncated_ratings_table_is_detected_downstream_and_rebuilt_by_its_ass
         assert str(ratings) in message, message[-2000:]
         rebuilt = materialize(settings, instance, "key:ratings or key:movies")
     assert rebuilt.success, failure_messages(rebuilt)
-    import pyarrow.parquet as pq
-
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     assert pq.read_table(ratings).equals(pq.read_table(pa.BufferReader(good)))
