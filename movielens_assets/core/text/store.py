@@ -14,7 +14,10 @@ and holds one model's vectors (its key and dimension are also in the file's key-
 Chunks are written to a hidden temporary name and renamed (`core.data.atomic`): a chunk is either
 complete or absent. Nothing is ever rewritten (the earlier system rewrote its whole output every 500
 rows: quadratic I/O), so an interrupted run keeps every finished chunk and the rerun embeds only what
-is missing. The **current** embedding of a movie is the row whose (movie_id, text_hash, model)
+is missing. A chunk that cannot be read (truncated, not Parquet: damaged outside this code) is moved to
+`_corrupt/` by the next `index()` -- the resume read of every run -- so its movies count as missing and are
+embedded again; a damaged chunk found while reading vectors raises `CorruptEmbeddingChunk` naming it. The
+**current** embedding of a movie is the row whose (movie_id, text_hash, model)
 matches its current item text and the configured model; rows of older texts or other models stay
 until `compact()` drops them.
 """
@@ -53,6 +56,10 @@ GENRE_PAIRS: tuple[tuple[str, str], ...] = (
 Log = Callable[[str], None]
 
 
+class CorruptEmbeddingChunk(RuntimeError):
+    """A chunk of the store cannot be read (the message names it and what to do)."""
+
+
 def _schema(dim: int) -> pa.Schema:
     import pyarrow as pa
 
@@ -79,6 +86,8 @@ class EmbeddingStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._dims: dict[str, set[int]] = {}  # model_key -> stored dims (read once, then kept current)
+        self.quarantined: list[str] = []
+        """Chunks moved to `_corrupt/` by `index()` because they could not be read."""
 
     def chunks(self) -> list[Path]:
         """Complete chunks in creation order (names sort by UTC time); temporaries are hidden."""
@@ -93,7 +102,13 @@ class EmbeddingStore:
 
         parts = []
         for chunk in self.chunks():
-            t = pq.read_table(chunk, columns=["movie_id", "text_hash", "model", "dim"])
+            try:
+                t = pq.read_table(chunk, columns=["movie_id", "text_hash", "model", "dim"])
+            except (pa.ArrowException, OSError):  # damaged: move it aside, its movies are embedded again
+                (self.root / "_corrupt").mkdir(exist_ok=True)
+                chunk.replace(self.root / "_corrupt" / chunk.name)
+                self.quarantined.append(chunk.name)
+                continue
             if model_key is not None:
                 t = t.filter(pc.equal(t["model"], model_key))
             parts.append(t.append_column("chunk", pa.array([chunk.name] * t.num_rows, pa.string())))
@@ -149,6 +164,7 @@ class EmbeddingStore:
                                                                                           np.ndarray]]:
         """(movie_ids, text_hashes, vectors) per chunk for `model_key`, restricted to `keys` (a table of
         movie_id, text_hash) when given; each (movie_id, text_hash) at most once over the whole stream."""
+        import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
@@ -156,7 +172,13 @@ class EmbeddingStore:
                                                     keys.column("text_hash").to_pylist(), strict=True))
         seen: set[tuple[int, str]] = set()
         for chunk in self.chunks():
-            t = pq.read_table(chunk)
+            try:
+                t = pq.read_table(chunk)
+            except (pa.ArrowException, OSError) as exc:
+                raise CorruptEmbeddingChunk(
+                    f"{chunk}: the embedding chunk cannot be read ({exc}); materialize `item_embeddings` again "
+                    "(a chunk whose index columns are damaged is moved aside and re-embedded), or delete the file"
+                ) from exc
             t = t.filter(pc.equal(t["model"], model_key))
             if t.num_rows == 0:
                 continue
@@ -281,6 +303,9 @@ def embed_items(
         raise ValueError("movie_ids, texts and text_hashes must have the same length")
     key = embedder.model_key
     done_idx = store.index(key)
+    if store.quarantined:
+        log(f"embeddings: {len(store.quarantined)} damaged chunk(s) moved to {store.root / '_corrupt'} and their "
+            f"movies embedded again: {', '.join(store.quarantined)}")
     done = set(zip(done_idx.column("movie_id").to_pylist(), done_idx.column("text_hash").to_pylist(), strict=True))
     ids = np.asarray(movie_ids, dtype=np.int64)
     todo = [i for i in range(n) if (int(ids[i]), text_hashes[i]) not in done]
