@@ -36,7 +36,7 @@ test: install dagster-home
 
 # ruff (pyflakes, pycodestyle, isort, pyupgrade, bugbear) and mypy on movielens_assets/ (pyproject.toml)
 lint: install
-	$(BIN)/ruff check movielens_assets movielens_assets_tests benchmarks
+	$(BIN)/ruff check movielens_assets movielens_assets_tests benchmarks scripts
 	$(BIN)/mypy
 
 ui: install dagster-home
