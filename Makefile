@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.install-stamp
+# `make ui` listens on http://127.0.0.1:$(UI_PORT) (`UI_PORT=3001 make ui` when 3000 is taken)
+UI_PORT ?= 3000
 
 # Persistent Dagster instance inside the checkout (run history survives between commands).
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
@@ -36,11 +38,11 @@ test: install dagster-home
 
 # ruff (pyflakes, pycodestyle, isort, pyupgrade, bugbear) and mypy on movielens_assets/ (pyproject.toml)
 lint: install
-	$(BIN)/ruff check movielens_assets movielens_assets_tests benchmarks
+	$(BIN)/ruff check movielens_assets movielens_assets_tests benchmarks scripts
 	$(BIN)/mypy
 
 ui: install dagster-home
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT)
 
 bench-ingest: install
 	$(BIN)/python benchmarks/ingest.py

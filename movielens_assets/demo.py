@@ -72,6 +72,13 @@ class DemoResult:
         return all(r.success for r in self.runs) and all(p.success for p in self.partitions)
 
 
+def resolve_selection(selection: str | None, graph: dg.AssetGraph) -> set[dg.AssetKey]:
+    """The assets of `selection`, comma-separated as for `dagster asset materialize --select` (each part in the
+    legacy `a*` / `+a` syntax or the new one); None = every asset."""
+    chosen = dg.AssetSelection.from_coercible(selection.split(",")) if selection else dg.AssetSelection.all()
+    return set(chosen.resolve(graph))
+
+
 def run(selection: str | None = None, workers: int = 2, ops_config: dict | None = None) -> DemoResult:
     """Materialize `selection` (default: everything): the unpartitioned assets upstream of the partitioned
     ones in one run, then every partition of each partitioned asset as its own run (`workers` processes in
@@ -83,7 +90,7 @@ def run(selection: str | None = None, workers: int = 2, ops_config: dict | None 
     from movielens_assets.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    selected = (dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()).resolve(graph)
+    selected = resolve_selection(selection, graph)
     partitioned = {k for k in selected if graph.get(k).is_partitioned}
     after = dg.AssetSelection.assets(*partitioned).downstream(include_self=False).resolve(graph) & selected \
         if partitioned else set()
@@ -211,7 +218,8 @@ def summary(result: DemoResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--select", help="asset selection (e.g. 'group:ingest', 'ratings+'); default: all")
+    parser.add_argument("--select", help="asset selection as for `dagster asset materialize --select` (e.g. "
+                                         "'group:ingest', 'ratings+', 'group:ingest,group:tmdb'); default: all")
     parser.add_argument("--workers", type=int, default=2,
                         help="partitions (ranking shards) materialized in parallel, one process each (default 2)")
     parser.add_argument("--config", type=json.loads, default={},

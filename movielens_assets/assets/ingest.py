@@ -102,9 +102,16 @@ def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource
                ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        csv_dir = movielens.csv_dir(lake.raw_dir)
+        if movielens.ref.kind != "directory" and not csv_dir.is_dir():
+            # a downloaded / generated dataset whose `movielens_raw` never ran here: say that, not "file not found"
+            raise dg.Failure(description=(
+                f"the {movielens.dataset} CSV files are not in {csv_dir}: `movielens_raw` was never materialized "
+                f"in this data directory; materialize it too, e.g. --select 'movielens_raw,{spec.name}' "
+                "(or --select 'group:ingest')"))
         with lake.duckdb(default_memory_limit=DEFAULT_MEMORY_LIMIT) as con:
             result = ingest_csv(
-                con, spec, movielens.csv_dir(lake.raw_dir), lake.processed(spec.name), dataset=movielens.dataset,
+                con, spec, csv_dir, lake.processed(spec.name), dataset=movielens.dataset,
                 audit=_audit(spec, lake, movielens.dataset),
             )
             metadata = parquet_table_metadata(con, result.path, dataset=movielens.dataset)

@@ -156,3 +156,16 @@ def test_ratings_alone_on_a_fresh_lake_says_which_table_to_materialize(tmp_path,
     assert orphan.metadata["missing"].value == ["movies"]
     # with movies materialized the same check passes
     assert materialize(settings, instance, "key:ratings or key:movies").success
+
+
+def test_a_table_alone_on_a_fresh_lake_says_to_materialize_movielens_raw(tmp_path, instance):
+    """`--select ratings` on a fresh data directory of a synthetic (or GroupLens) dataset: the CSV files were
+    never generated / downloaded there; the failure names `movielens_raw`, not a missing ratings.csv."""
+    from movielens_assets_tests.helpers import failure_messages, materialize
+
+    settings = make_settings(tmp_path, "synthetic-tiny")
+    result = materialize(settings, instance, "ratings")
+    assert not result.success
+    message = "\n".join(failure_messages(result))
+    assert "`movielens_raw` was never materialized" in message and "--select 'movielens_raw,ratings'" in message
+    assert not (settings.data_dir / "processed" / "ratings.parquet").exists()
