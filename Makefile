@@ -12,6 +12,8 @@ UI_PORT ?= 3000
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 export DAGSTER_HOME
+# Template its dagster.yaml is created from (once): config/dagster-postgres.yaml keeps the instance in PostgreSQL.
+DAGSTER_YAML ?= config/dagster.yaml
 # MOVIELENS_DATASET / MOVIELENS_DATA_DIR / ... pass through from the environment unchanged.
 
 .PHONY: install demo test ui lint lock bench-ingest clean-venv dagster-home
@@ -26,9 +28,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 dagster-home: $(DAGSTER_HOME)/dagster.yaml
 
-$(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: $(DAGSTER_YAML)
 	@mkdir -p $(DAGSTER_HOME)
-	@test -f $@ || cp config/dagster.yaml $@
+	@test -f $@ || cp $(DAGSTER_YAML) $@
 
 demo: install dagster-home
 	$(BIN)/python -m movielens_assets.demo

@@ -14,6 +14,7 @@ from movielens_assets.checks.ingest import ingest_checks
 from movielens_assets.checks.ranking import ranking_checks
 from movielens_assets.checks.recall import recall_checks
 from movielens_assets.checks.tmdb import tmdb_checks
+from movielens_assets.executors import build_executor
 from movielens_assets.partitions import RankingShards, ranking_shards
 from movielens_assets.resources import DataLake, MovieLensSource
 from movielens_assets.resources.device import TorchDevice
@@ -51,7 +52,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """All assets, checks, resources, jobs and schedules; `settings` default to the environment."""
+    """All assets, checks, resources, jobs, schedules and the executor; `settings` default to the environment."""
     settings = settings or load_settings()
     return dg.Definitions(
         assets=[*dg.load_assets_from_modules([ingest, tmdb, features, recall, ranking]),
@@ -60,6 +61,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         resources=build_resources(settings),
         jobs=[tmdb_refresh_job],
         schedules=[build_tmdb_refresh_schedule(settings.tmdb_refresh_cron)],
+        executor=build_executor(settings.executor),  # None (MOVIELENS_EXECUTOR unset): Dagster's default
     )
 
 

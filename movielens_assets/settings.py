@@ -111,6 +111,15 @@ def _backend(name: str, raw: str | None, default: str) -> str:
         raise ValueError(f"environment variable {name} must be one of {', '.join(BACKENDS)}; got {raw!r}") from None
 
 
+def _executor(name: str, raw: str | None, default: str) -> str:
+    from movielens_assets.executors import EXECUTORS
+
+    value = (default if _blank(raw) else raw or "").strip().lower()
+    if value not in EXECUTORS:
+        raise ValueError(f"environment variable {name} must be one of {', '.join(EXECUTORS)}; got {raw!r}")
+    return value
+
+
 def _shards(name: str, raw: str | None, default: int) -> int:
     from movielens_assets.core.ranking.shards import MAX_SHARDS
 
@@ -214,6 +223,10 @@ class Settings:
     # -- ranking (docs/RANKING.md) --
     ranking_shards: int = setting("MOVIELENS_RANKING_SHARDS", 16, _shards, to="ranking_shards.shards")
     """User shards of `ranking_samples` (1..1000): its partitions `00`, `01`, …"""
+    # -- execution (docs/SCALING.md) --
+    executor: str = setting("MOVIELENS_EXECUTOR", "multiprocess", _executor)
+    """Executor of the jobs: `multiprocess` (Dagster's default: a process per step) or `k8s` (a Kubernetes Job per
+    step, dagster-k8s's k8s_job_executor; movielens_assets/executors.py)."""
 
     # -- how the settings were read (not environment variables) --
     secret_sources: dict[str, str] = field(default_factory=dict, repr=False, hash=False)

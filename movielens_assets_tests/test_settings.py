@@ -59,7 +59,7 @@ def test_every_setting_has_one_declaration_that_the_loader_and_resources_use(tmp
         if name != "data_dir":  # resolved against the cwd
             assert getattr(s, name) == default(name), name
     routed = {attr for key in RESOURCES for attr in resource_fields(key).values()}
-    assert routed == set(declared) - {"tmdb_refresh_cron"}  # the schedule's cron feeds no resource
+    assert routed == set(declared) - {"tmdb_refresh_cron", "executor"}  # the cron and the executor feed no resource
     resources = build_resources(s)
     for key, cls in RESOURCES.items():
         for field_name, attr in resource_fields(key).items():
@@ -115,6 +115,8 @@ def test_bad_values_name_the_variable_and_the_expected_form():
         ({"MOVIELENS_DATA_DIR": "s3://lake/ml"},
          "environment variable MOVIELENS_DATA_DIR must be a local directory, got the URL 's3://lake/ml'"),
         ({"MOVIELENS_DATA_DIR": " gs://b/p "}, "object-store lakes (s3://…) are not supported yet"),
+        ({"MOVIELENS_EXECUTOR": "celery"},
+         "environment variable MOVIELENS_EXECUTOR must be one of multiprocess, k8s; got 'celery'"),
     ]:
         with pytest.raises(ValueError, match=re.escape(message)):
             load_settings(env)

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from movielens_assets.assets import ingest as ingest_assets
 from movielens_assets.assets._catalog import OWNERS, asset_tags
+from movielens_assets.assets._compute import compute
 from movielens_assets.assets._metadata import markdown_table, parquet_table_metadata
 from movielens_assets.core.text.embedders import EmbeddingAPIError, EmbeddingConfigError, EmbeddingDimensionError
 from movielens_assets.core.text.item_text import TEMPLATE_VERSION, build_item_texts
@@ -120,7 +121,7 @@ def _signal_metadata(signal: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @dg.asset(group_name=GROUP, deps=[item_text, ingest_assets.movies], kinds={"pytorch", "parquet"}, owners=OWNERS,
-          tags=asset_tags("features", "embeddings"))
+          tags=asset_tags("features", "embeddings"), **compute("item_embeddings"))
 def item_embeddings(
     context: dg.AssetExecutionContext,
     config: ItemEmbeddingsConfig,

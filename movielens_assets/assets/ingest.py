@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from movielens_assets.assets._catalog import OWNERS, asset_tags
+from movielens_assets.assets._compute import compute
 from movielens_assets.assets._metadata import parquet_table_metadata
 from movielens_assets.core.data import quality
 from movielens_assets.core.data.ingest import (
@@ -99,6 +100,7 @@ def _ingest_asset(spec: CsvTable) -> dg.AssetsDefinition:
                                         f"(the rules are this asset's checks).{audited}")],
         check_specs=_write_checks(spec),
         can_subset=True,
+        **compute(spec.name),
     )
     def _asset(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource
                ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -136,7 +138,7 @@ ratings, movies, tags, links = (_ingest_asset(TABLES[name]) for name in ("rating
 
 
 @dg.asset(group_name=GROUP, deps=[ratings, movies, tags, links], kinds={"duckdb", "markdown"}, owners=OWNERS,
-          tags=asset_tags("data", "report"))
+          tags=asset_tags("data", "report"), **compute("eda_report"))
 def eda_report(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource) -> dg.MaterializeResult:
     """A first look at the ingested tables — counts, sparsity, long tail, user activity, genres ->
     `<data>/reports/EDA_REPORT.md` with its PNG plots beside it (the report is also this asset's `report`

@@ -18,6 +18,7 @@ import numpy as np
 
 from movielens_assets.assets import ingest, recall
 from movielens_assets.assets._catalog import OWNERS, asset_tags
+from movielens_assets.assets._compute import compute
 from movielens_assets.assets._metadata import markdown_table, png_markdown
 from movielens_assets.core.evaluation.splits import load_targets
 from movielens_assets.core.ranking.samples import SamplingConfig
@@ -69,7 +70,7 @@ def _missing_input(exc: FileNotFoundError) -> dg.Failure:
 
 
 @dg.asset(group_name=GROUP, deps=[recall.splits], kinds={"numpy"}, owners=OWNERS,
-          tags=asset_tags("features", "sequences"))
+          tags=asset_tags("features", "sequences"), **compute("user_sequences"))
 def user_sequences(context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource
                    ) -> dg.MaterializeResult:
     """Every user's time-ordered history (movie, rating, time, window flag) of each protocol's source rows
@@ -98,7 +99,8 @@ def user_sequences(context: dg.AssetExecutionContext, lake: DataLake, movielens:
 
 @dg.asset(group_name=GROUP,
           deps=[ingest.movies, "movie_tmdb", "tmdb_movie", "tmdb_cast", "tmdb_crew", "item_embeddings", user_sequences],
-          kinds={"duckdb", "numpy", "parquet"}, owners=OWNERS, tags=asset_tags("features", "profile"))
+          kinds={"duckdb", "numpy", "parquet"}, owners=OWNERS, tags=asset_tags("features", "profile"),
+          **compute("item_profile"))
 def item_profile(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Per movie: year, genres, TMDb directors / top-3 cast / runtime / budget / revenue / votes (a snapshot,
     absent without TMDb data), the semantic embedding and its 32-d PCA; per protocol the point-in-time index
@@ -174,7 +176,7 @@ def _load_engine(lake: DataLake, protocol: str, channels: tuple[str, ...] = ()):
 
 
 @dg.asset(group_name=GROUP, deps=[user_sequences, item_profile], kinds={"numpy", "parquet"}, owners=OWNERS,
-          tags=asset_tags("features", "profile"))
+          tags=asset_tags("features", "profile"), **compute("user_profile"))
 def user_profile(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Each user's profile at their window start and at their test start (activity, rating mean / std, like
     rate, recency, genre shares): exactly what the ranking features see at those cut-offs — computed by the
@@ -224,7 +226,7 @@ def ranking_samples_asset(partitions_def: dg.StaticPartitionsDefinition) -> dg.A
     @dg.asset(
         name="ranking_samples", group_name=GROUP, partitions_def=partitions_def,
         deps=[user_sequences, item_profile, recall.recall_candidates, ingest.ratings], kinds={"numpy", "parquet"},
-        owners=OWNERS, tags=asset_tags("ranking", "samples"),
+        owners=OWNERS, tags=asset_tags("ranking", "samples"), **compute("ranking_samples"),
         check_specs=[dg.AssetCheckSpec(name, asset="ranking_samples", blocking=True, description=text)
                      for name, text in SAMPLE_CHECKS.items()],
     )
@@ -321,7 +323,7 @@ class RankingEdaConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, deps=["ranking_samples"], kinds={"duckdb", "matplotlib"}, owners=OWNERS,
-          tags=asset_tags("evaluation", "report"))
+          tags=asset_tags("evaluation", "report"), **compute("ranking_eda"))
 def ranking_eda(context: dg.AssetExecutionContext, config: RankingEdaConfig, lake: DataLake,
                 movielens: MovieLensSource) -> dg.MaterializeResult:
     """Which features carry signal before any training: per feature its coverage, single-feature AUC against
@@ -451,7 +453,7 @@ def _data_fingerprint(files: list[Path]) -> list[dict]:
 
 
 @dg.asset(group_name=GROUP, deps=["ranking_samples", user_sequences, item_profile],
-          kinds={"pytorch"}, owners=OWNERS, tags=asset_tags("ranking", "model"),
+          kinds={"pytorch"}, owners=OWNERS, tags=asset_tags("ranking", "model"), **compute("unified_ranker"),
           check_specs=[dg.AssetCheckSpec("checkpoint_reproduces_validation_scores", asset="unified_ranker",
                                          blocking=True, description="the checkpoint directory, loaded back, scores "
                                          "its stored validation rows exactly as the trained model did")])
@@ -509,7 +511,7 @@ class RankedRecommendationsConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, deps=[unified_ranker, recall.recall_candidates], kinds={"pytorch", "parquet"},
-          owners=OWNERS, tags=asset_tags("ranking", "recommendations"))
+          owners=OWNERS, tags=asset_tags("ranking", "recommendations"), **compute("ranked_recommendations"))
 def ranked_recommendations(context: dg.AssetExecutionContext, config: RankedRecommendationsConfig,
                            lake: DataLake) -> dg.MaterializeResult:
     """Every evaluated (last_n test) user's merged top-200 candidates re-ranked by the ranker: the final top-N
@@ -563,7 +565,7 @@ class RankingMetricsConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, deps=[ranked_recommendations, unified_ranker], kinds={"numpy", "json"}, owners=OWNERS,
-          tags=asset_tags("evaluation", "metrics"))
+          tags=asset_tags("evaluation", "metrics"), **compute("ranking_metrics"))
 def ranking_metrics(context: dg.AssetExecutionContext, config: RankingMetricsConfig, lake: DataLake,
                     movielens: MovieLensSource) -> dg.MaterializeResult:
     """The ranker where it is used: AUC / GAUC / logloss per task on the held-out candidates, and HR / Recall /

@@ -29,6 +29,7 @@ import numpy as np
 
 from movielens_assets.assets import ingest
 from movielens_assets.assets._catalog import OWNERS, asset_tags
+from movielens_assets.assets._compute import compute
 from movielens_assets.assets._metadata import markdown_table, png_markdown
 from movielens_assets.core.evaluation.splits import PROTOCOLS, Split, Stage, write_splits
 from movielens_assets.core.recall.itemcf import ItemCFParams
@@ -120,7 +121,7 @@ def run_channel(context: dg.AssetExecutionContext, lake: DataLake, channels: dic
 
 
 @dg.asset(group_name=GROUP, deps=[ingest.ratings], kinds={"duckdb", "parquet"}, owners=OWNERS,
-          tags=asset_tags("data", "split"))
+          tags=asset_tags("data", "split"), **compute("splits"))
 def splits(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """The ratings split into what models learn from and what they are evaluated on, per protocol: `last_n`
     (each user's last 3 interactions are test) and `global_time` (80/10/10 global time cut) ->
@@ -146,7 +147,7 @@ class PopularityConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, deps=[splits], kinds={"numpy", "parquet"}, owners=OWNERS,
-          tags=asset_tags("recall", "candidates"))
+          tags=asset_tags("recall", "candidates"), **compute("popularity_recall"))
 def popularity_recall(context: dg.AssetExecutionContext, config: PopularityConfig, lake: DataLake
                       ) -> dg.MaterializeResult:
     """Recall channel: the most popular items each user has not seen, overall (`popularity`) and within a recent
@@ -174,7 +175,7 @@ class ItemCFConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, deps=[splits], kinds={"numpy", "parquet"}, owners=OWNERS,
-          tags=asset_tags("recall", "candidates"))
+          tags=asset_tags("recall", "candidates"), **compute("itemcf_recall"))
 def itemcf_recall(context: dg.AssetExecutionContext, config: ItemCFConfig, lake: DataLake) -> dg.MaterializeResult:
     """Recall channel: item-based collaborative filtering — items that co-occur with the user's recent items
     (inverse user activity, truncated histories, time decay, top-N neighbours), 200 unseen items per user of
@@ -233,7 +234,7 @@ class TwoTowerAssetConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, deps=[splits, ingest.movies, "item_embeddings"], kinds={"pytorch", "faiss", "parquet"},
-          owners=OWNERS, tags=asset_tags("recall", "candidates"))
+          owners=OWNERS, tags=asset_tags("recall", "candidates"), **compute("two_tower_recall"))
 def two_tower_recall(context: dg.AssetExecutionContext, config: TwoTowerAssetConfig, lake: DataLake,
                      torch_device: TorchDevice) -> dg.MaterializeResult:
     """Recall channel: a two-tower neural retriever (user tower over the history, item tower over id, genres,
@@ -287,7 +288,7 @@ class SemanticAssetConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, deps=[splits, "item_embeddings"], kinds={"faiss", "parquet"}, owners=OWNERS,
-          tags=asset_tags("recall", "candidates"))
+          tags=asset_tags("recall", "candidates"), **compute("semantic_recall"))
 def semantic_recall(context: dg.AssetExecutionContext, config: SemanticAssetConfig, lake: DataLake
                     ) -> dg.MaterializeResult:
     """Recall channel: nearest neighbours, in the text-embedding space (`item_embeddings`), of each user's recent
@@ -336,7 +337,7 @@ def merge_weights_path(lake: DataLake, protocol: str) -> Path:
 
 
 @dg.asset(group_name=GROUP, deps=[f"{c}_recall" for c in RECALL_CHANNELS], kinds={"duckdb", "parquet"},
-          owners=OWNERS, tags=asset_tags("recall", "candidates"))
+          owners=OWNERS, tags=asset_tags("recall", "candidates"), **compute("recall_candidates"))
 def recall_candidates(context: dg.AssetExecutionContext, config: MergeConfig, lake: DataLake) -> dg.MaterializeResult:
     """The candidates the ranker re-ranks: per user of each stage, the channels' lists merged (RRF with channel
     weights tuned on the protocol's window; an equal-weight quota merge beside it for the test users),
@@ -379,7 +380,7 @@ class MetricsConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, deps=[recall_candidates], kinds={"numpy", "json"}, owners=OWNERS,
-          tags=asset_tags("evaluation", "metrics"))
+          tags=asset_tags("evaluation", "metrics"), **compute("recall_metrics"))
 def recall_metrics(context: dg.AssetExecutionContext, config: MetricsConfig, lake: DataLake,
                    movielens: MovieLensSource) -> dg.MaterializeResult:
     """HR / Recall / NDCG @ 10, 20, 50, 100 (+ bootstrap 95% CI), coverage and popularity of every

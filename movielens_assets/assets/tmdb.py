@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from movielens_assets.assets import ingest as ingest_assets
 from movielens_assets.assets._catalog import OWNERS, asset_tags
+from movielens_assets.assets._compute import compute
 from movielens_assets.assets._metadata import markdown_table, parquet_table_metadata
 from movielens_assets.core.tmdb.client import TMDbAuthError
 from movielens_assets.core.tmdb.enrich import (
@@ -256,6 +257,7 @@ def _coverage_metadata(coverage: dict[str, Any]) -> dict[str, Any]:
         for name, spec in STAR_TABLES.items()
     ],
     can_subset=False,
+    **compute("tmdb_star"),
 )
 def tmdb_star(
     context: dg.AssetExecutionContext, lake: DataLake, movielens: MovieLensSource
