@@ -103,6 +103,8 @@ Entry = NotRun | Instead | Server
 # A long-running command of a new section, e.g. `movielens-rec serve --port 8000`, gets an entry such as
 #   "movielens-rec serve --port 8000": Server("http://127.0.0.1:8000/", "a server that runs until stopped"),
 EXCEPTIONS: dict[str, Entry] = {
+    ".venv/bin/movielens-rec serve --port 8000": Server(
+        "http://127.0.0.1:8000/healthz", "a server that runs until stopped", expect='"status": "ok"'),
     "make test": NotRun(
         "the test suite itself: running it from inside the suite would recurse",
         "CI runs it (.ci/run: make lint, then make test); this test is part of it"),
@@ -130,7 +132,7 @@ EXCEPTIONS: dict[str, Entry] = {
 }
 """README command (as written, its trailing comment removed) -> why it is not run as written, and what is done."""
 
-CONTINUES: dict[str, str] = {}
+CONTINUES: dict[str, str] = {"Getting recommendations": "Quickstart"}
 """Section heading -> the earlier section whose environment (data directory, instance) its block continues,
 e.g. `{"Getting recommendations": "Quickstart"}` for commands that read what `make demo` materialized."""
 
@@ -172,7 +174,7 @@ def _make_demo(r: LineRun) -> None:
     for path in ("processed/ratings.parquet", "reports/EDA_REPORT.md", "metrics/recall.json", "metrics/ranking.json",
                  "ranking/recommendations/last_n/ranked.parquet"):
         r.written(path)
-    r.printed("recall metrics", "ranking metrics")
+    r.printed("recall metrics", "ranking metrics", "[heavy user]", "[light user]", "the UnifiedRanker's list")
     assert (r.home / "dagster.yaml").is_file() and any(r.home.rglob("*.db")), "runs not recorded in DAGSTER_HOME"
 
 
@@ -231,6 +233,10 @@ def _openai_embeddings(r: LineRun) -> None:
 _M = "dagster asset materialize -m movielens_assets.definitions --select"
 EXPECT: dict[str, Callable[[LineRun], None]] = {
     "make demo": _make_demo,
+    ".venv/bin/movielens-rec recommend --user 42 -k 10": lambda r: r.printed("Top 10 for user 42 — "),
+    ".venv/bin/movielens-rec recommend --liked 1,2,3 -k 5": lambda r: r.printed(
+        "Top 5 for an anonymous visitor — neighbours of the liked movies"),
+    ".venv/bin/movielens-rec similar --movie 1 -k 10": lambda r: r.printed("Movies similar to "),
     "make lint": lambda r: r.printed("All checks passed!", "Success: no issues found"),
     "make install dagster-home": lambda r: r.written("dagster.yaml", root=r.home),
     "source .venv/bin/activate && export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.dagster_home}": _instance_exported,
