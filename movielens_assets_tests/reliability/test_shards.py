@@ -98,6 +98,11 @@ def test_a_materialization_killed_mid_shard_leaves_the_old_shard_and_a_rerun_reb
 def test_two_materializations_of_one_shard_at_once(lake, tmp_path):
     settings, root, clean = lake
     cmd, env = _cli(settings, tmp_path / "home", "02")
+    # the instance's sqlite files are created once first: two processes creating them at the same moment race in
+    # Dagster's own schema migration, which is not what this test is about
+    from dagster._core.instance.ref import InstanceRef
+
+    dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "home"))).dispose()
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True) for _ in range(2)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]

@@ -30,13 +30,19 @@ def _tmp_sibling(path: Path) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` can still write: it exists and is not a zombie (a killed writer whose parent died too
+    stays a zombie until PID 1 reaps it, which a container's init may never do)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, another user's
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): signal 0 is all we know
+        return True
+    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")
 
 
 def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
