@@ -21,10 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from movielens_assets.core.serving.artifacts import ServingError
-from movielens_assets.core.serving.recommender import BadRequest, Recommender
+from movielens_assets.core.serving.recommender import BadRequest, Recommender, check_id
 
 log = logging.getLogger("movielens_rec.serving")
 RECOMMENDER: web.AppKey[Recommender] = web.AppKey("recommender", Recommender)
+PAGE: web.AppKey[str] = web.AppKey("page", str)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -73,8 +74,6 @@ async def similar(request: web.Request) -> web.Response:
     if movie is None or not movie.strip():
         raise BadRequest("query parameter `movie` (an id) or `title` is required")
     if "movie" in query and "title" not in query and not movie.strip().isdigit():
-        from movielens_assets.core.serving.recommender import check_id
-
         check_id(movie, "movie")  # `movie=` is an id: "-3" or "abc" is a 400, not a title search
     return _json(rec.similar(movie, query.get("k", "10")))
 
@@ -89,8 +88,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def page(request: web.Request) -> web.Response:
-    html = resources.files("movielens_assets.core.serving").joinpath("page.html").read_text(encoding="utf-8")
-    return web.Response(text=html, content_type="text/html")
+    return web.Response(text=request.app[PAGE], content_type="text/html")
 
 
 async def no_icon(request: web.Request) -> web.Response:
@@ -100,6 +98,7 @@ async def no_icon(request: web.Request) -> web.Response:
 def make_app(recommender: Recommender) -> web.Application:
     app = web.Application(middlewares=[_errors])
     app[RECOMMENDER] = recommender
+    app[PAGE] = resources.files("movielens_assets.core.serving").joinpath("page.html").read_text(encoding="utf-8")
     app.add_routes([web.get("/", page), web.get("/recommend", recommend), web.get("/similar", similar),
                     web.get("/history", history), web.get("/healthz", healthz),
                     web.get("/favicon.ico", no_icon)])

@@ -92,6 +92,13 @@ class _Csr:
         keys, starts = np.unique(sorted_keys, return_index=True)
         return cls(keys, np.append(starts, sorted_keys.size).astype(np.int64))
 
+    def lengths(self, keys: np.ndarray) -> np.ndarray:
+        """Rows per key (0 for absent keys)."""
+        keys = np.asarray(keys)
+        i = np.minimum(np.searchsorted(self.keys, keys), max(self.keys.size - 1, 0))
+        found = self.keys[i] == keys if self.keys.size else np.zeros(keys.shape, bool)
+        return np.where(found, np.diff(self.indptr)[i] if self.keys.size else 0, 0)
+
     def span(self, key: int) -> tuple[int, int]:
         i = int(np.searchsorted(self.keys, key))
         if i < self.keys.size and self.keys[i] == key:
@@ -178,6 +185,11 @@ class Recommender:
         return {"movie_id": int(self.movie_ids[row]), "title": self.titles[row], "year": self.years[row],
                 "genres": self.genres[row]}
 
+    def _movie_or_bare(self, movie_id: int) -> dict[str, Any]:
+        """`movie(movie_id)`, or the bare id when movies.parquet lacks it (a rated or listed id is never an error)."""
+        row = self._row(movie_id)
+        return self._movie_at(row) if row >= 0 else {"movie_id": movie_id, "title": None, "year": None, "genres": []}
+
     def find_movie(self, query: int | str) -> int:
         """A movie id from an id, or from a title matched case-insensitively: the exact title, else the title
         without its year, else a unique substring. Several matches -> `AmbiguousTitle` listing them."""
@@ -218,9 +230,7 @@ class Recommender:
         movies, ratings, ts = self._user_rows(uid)
         items = []
         for m, r, t in zip(movies[::-1][:n].tolist(), ratings[::-1][:n].tolist(), ts[::-1][:n].tolist(), strict=True):
-            row = self._row(m)
-            item = self._movie_at(row) if row >= 0 else {"movie_id": m, "title": None, "year": None, "genres": []}
-            items.append({**item, "rating": r, "timestamp": t})
+            items.append({**self._movie_or_bare(m), "rating": r, "timestamp": t})
         return {"user": uid, "known": bool(movies.size), "ratings": int(movies.size), "items": items}
 
     # ------------------------------------------------------------------------------------------------ recommend
@@ -269,9 +279,7 @@ class Recommender:
         return [name for bit, name in enumerate(self.channel_names) if mask >> bit & 1]
 
     def _item(self, movie_id: int, score: float, channels: list[str], scorer: str) -> dict[str, Any]:
-        row = self._row(movie_id)
-        base = self._movie_at(row) if row >= 0 else {"movie_id": movie_id, "title": None, "year": None, "genres": []}
-        return {**base, "score": round(score, 6), "scored_by": scorer, "channels": channels}
+        return {**self._movie_or_bare(movie_id), "score": round(score, 6), "scored_by": scorer, "channels": channels}
 
     # ------------------------------------------------------------------------------------------------ neighbours
     def _neighbours_of(self, movie_ids: Sequence[int], exclude: set[int], k: int) -> list[dict[str, Any]]:
@@ -346,9 +354,7 @@ class Recommender:
         """How many movies each user rated (0 for unknown users)."""
         pos = self.store.user_index(np.asarray(users, dtype=np.int64))
         train = np.where(pos >= 0, np.diff(self.store.indptr)[np.maximum(pos, 0)], 0)
-        i = np.searchsorted(self._test.keys, users)
-        ok = (i < self._test.keys.size) & (self._test.keys[np.minimum(i, self._test.keys.size - 1)] == users)
-        return train + np.where(ok, np.diff(self._test.indptr)[np.minimum(i, self._test.keys.size - 1)], 0)
+        return train + self._test.lengths(users)
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "dataset": self.dataset, "lake": str(self.paths.root),
